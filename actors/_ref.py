@@ -30,12 +30,15 @@ from actors._messages import (
 from actors._policy import RestartPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from actors._actor import Actor
     from actors._system import ActorSystem
 
 M = TypeVar("M")
+
+# Kernel messages that carry no user data: not dead letters when undeliverable.
+_KERNEL_BOOKKEEPING = frozenset({Stop, Kill, ChildExited})
 
 # How many messages an actor handles in a row before it lets other tasks run.
 _FAIRNESS_BUDGET = 128
@@ -230,7 +233,7 @@ class ActorRef(Generic[M]):
         :raises StashOverflowError: if the actor is paused and its stash is full.
         """
         if self._state is ActorState.DEAD:
-            self._system._dead_letter(self.id, message, "actor is dead")
+            self._undeliverable(message, "actor is dead")
             return
         if type(message) in _CONTROL_TYPES:
             self._mailbox.put_control(message)
@@ -252,7 +255,7 @@ class ActorRef(Generic[M]):
         :raises Exception: whatever the handler raised for this message.
         """
         if self._state is ActorState.DEAD:
-            self._system._dead_letter(self.id, message, "actor is dead")
+            self._undeliverable(message, "actor is dead")
             raise ActorDeadError(self.id)
         slot = _AskSlot()
         envelope = _Ask(message, slot)
@@ -300,20 +303,30 @@ class ActorRef(Generic[M]):
 
     # -- lifecycle commands -------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Let the actor finish its current message, then stop it for good.
+    def stop(self, *, drain: bool = False) -> None:
+        """Stop the actor for good. Idempotent.
 
-        Data messages still queued become dead letters; pending asks fail with
-        :class:`ActorDeadError`. Idempotent.
+        By default the stop is a control message: the actor finishes its current message
+        and stops; data messages still queued become dead letters and pending asks fail
+        with :class:`ActorDeadError`. With ``drain=True`` the stop queues behind the data
+        already sent (Akka's poison pill): everything sent before it is handled first.
+        It never waits: it may take the data lane one message over its capacity.
         """
         if self._state is ActorState.DEAD:
             return
         self._halted = True
-        if self._state is ActorState.RESTARTING:
+        if self._state is ActorState.RESTARTING and not drain:
             self._die(EXIT_STOPPED)
             self._notify_parent(EXIT_STOPPED, self._incarnation)
             return
-        self._mailbox.put_control(STOP)
+        mailbox = self._mailbox
+        if not drain:
+            mailbox.put_control(STOP)
+        elif mailbox.paused:
+            mailbox.stash.append(STOP)
+        else:
+            mailbox.data.append(STOP)
+            mailbox.wake_receiver()
 
     def kill(self) -> None:
         """Cancel the actor at once, whatever it is doing; it is not restarted. Idempotent.
@@ -435,19 +448,26 @@ class ActorRef(Generic[M]):
         self._final_exit = exit
         self._actor = None
         reason = f"actor {exit.reason.value}"
-        for item in self._mailbox.drain():
-            self._undeliverable(item, reason)
+        items = self._mailbox.drain()
+        if items:
+            self._undeliverable_all(items, reason)
         self._mailbox.wake_all_senders()
         if self._done is not None:
             self._done.set()
 
     def _undeliverable(self, item: object, reason: str) -> None:
-        if type(item) is _Ask:
-            item.reply_to.deliver(None, ActorDeadError(self.id, reason))
-            item = item.message
-        if type(item) in (Stop, Kill, ChildExited):
-            return  # kernel bookkeeping addressed to a dead actor carries no user data
-        self._system._dead_letter(self.id, item, reason)
+        self._undeliverable_all((item,), reason)
+
+    def _undeliverable_all(self, items: Iterable[object], reason: str) -> None:
+        letters: list[object] = []
+        for item in items:
+            if type(item) is _Ask:
+                item.reply_to.deliver(None, ActorDeadError(self.id, reason))
+                letters.append(item.message)
+            elif type(item) not in _KERNEL_BOOKKEEPING:
+                letters.append(item)
+        if letters:
+            self._system._dead_letters(self.id, letters, reason)
 
     async def _message_loop(self, actor: Actor[M]) -> None:
         """Serve the mailbox until a stop; control lane first, data lane unless paused."""
@@ -474,8 +494,11 @@ class ActorRef(Generic[M]):
             elif data and not mailbox.paused:
                 message = data.popleft()
                 mailbox.took_data()
-                if type(message) is _Ask:
-                    await self._answer(receive, message)
+                kind = type(message)
+                if kind is _Ask:
+                    await self._answer(receive, message)  # type: ignore[arg-type]
+                elif kind is Stop:
+                    return
                 else:
                     await receive(message)  # type: ignore[arg-type]
             else:
@@ -492,4 +515,4 @@ class ActorRef(Generic[M]):
         value = await receive(envelope.message)
         self._current = None
         if not envelope.reply_to.deliver(value, None):
-            self._system._dead_letter(self.id, value, "late reply: the asker gave up")
+            self._system._dead_letters(self.id, (value,), "late reply: the asker gave up")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -212,10 +212,17 @@ class ActorSystem:
             except Exception:
                 self.log.exception("event listener failed", listener=repr(listener))
 
-    def _dead_letter(self, actor_id: str, message: object, reason: str) -> None:
-        self.dead_letters += 1
+    def _dead_letters(self, actor_id: str, messages: Sequence[object], reason: str) -> None:
+        """Count and report messages that cannot be delivered (one log line per batch)."""
+        self.dead_letters += len(messages)
         self.log.debug(
-            "dead letter", actor_id=actor_id, message_type=type(message).__name__, reason=reason
+            "dead letters",
+            actor_id=actor_id,
+            count=len(messages),
+            message_type=type(messages[0]).__name__,
+            reason=reason,
         )
         if self._subscribers:
-            self.publish(DeadLetter(actor_id, self.clock.now(), type(message).__name__, reason))
+            now = self.clock.now()
+            for message in messages:
+                self.publish(DeadLetter(actor_id, now, type(message).__name__, reason))

@@ -158,3 +158,29 @@ async def test_stop_of_a_paused_actor_turns_the_stash_into_dead_letters() -> Non
         ref.stop()
         await ref.join()
         assert system.dead_letters == 4
+
+
+async def test_drain_stop_handles_everything_sent_before_it() -> None:
+    seen: list[Any] = []
+    async with ActorSystem() as system:
+        ref = system.spawn(lambda: Recorder(seen), mailbox_capacity=2)
+        ref.tell_nowait(1)
+        ref.tell_nowait(2)
+        ref.stop(drain=True)  # may exceed the capacity by one: it never waits
+        assert (await ref.join()).reason is ExitReason.STOPPED
+        assert system.dead_letters == 0
+    assert seen == [1, 2]
+
+
+async def test_drain_stop_of_a_paused_actor_waits_behind_the_stash() -> None:
+    seen: list[Any] = []
+    async with ActorSystem() as system:
+        ref = system.spawn(lambda: Recorder(seen))
+        ref.pause()
+        await ref.tell("stashed")
+        ref.stop(drain=True)
+        await ref.tell("after the stop")
+        ref.resume()
+        await ref.join()
+        assert system.dead_letters == 1
+    assert seen == ["stashed"]

@@ -1,0 +1,1 @@
+"""Tiercel's benchmark harness: ``python -m benchmarks [WORKLOAD ...] [--json]``."""

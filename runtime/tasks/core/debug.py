@@ -1,0 +1,21 @@
+"""io.kestra.plugin.core.debug: Return and Echo."""
+
+from __future__ import annotations
+
+from runtime.model._task import LogLevel, Task
+from runtime.tasks._registry import task_type
+
+
+@task_type("io.kestra.plugin.core.debug.Return", "io.kestra.core.tasks.debugs.Return", "Return")
+class Return(Task, kw_only=True):
+    """Renders ``format`` and returns it as the output ``value``."""
+
+    format: str | None = None
+
+
+@task_type("io.kestra.plugin.core.debug.Echo", "io.kestra.core.tasks.debugs.Echo", "Echo")
+class Echo(Task, kw_only=True):
+    """Logs ``format`` at ``level`` (deprecated in Kestra in favour of Log)."""
+
+    format: str | None = None
+    level: LogLevel = LogLevel.INFO

@@ -1,0 +1,17 @@
+"""io.kestra.plugin.core.output: OutputValues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from runtime.model._task import Task
+from runtime.tasks._registry import task_type
+
+
+@task_type("io.kestra.plugin.core.output.OutputValues", "OutputValues")
+class OutputValues(Task, kw_only=True):
+    """Renders ``values`` and exposes them as the output ``values``."""
+
+    values: dict[str, Any] = msgspec.field(default_factory=dict)

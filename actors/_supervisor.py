@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -60,6 +60,38 @@ class Supervisor(Actor[M]):
         self._children[child] = None
         self._tg.start_soon(child._run_incarnation, name=child.id)
         return child
+
+    def start_task(
+        self, func: Callable[..., Awaitable[object]], *args: object, name: str | None = None
+    ) -> anyio.CancelScope:
+        """Run ``func(*args)`` in this supervisor's task group; cancel it with the scope returned.
+
+        The task ends with the supervisor. An exception from it fails the supervisor.
+
+        :raises ActorDeadError: if this supervisor is not running.
+        """
+        if self._tg is None:
+            raise ActorDeadError(self.ref.id, "supervisor is not running")
+        scope = anyio.CancelScope()
+
+        async def run() -> None:
+            with scope:
+                await func(*args)
+
+        self._tg.start_soon(run, name=name or getattr(func, "__name__", None))
+        return scope
+
+    def send_after(self, delay: float, message: M) -> anyio.CancelScope:
+        """Send ``message`` to this supervisor after ``delay`` seconds on the system's clock.
+
+        Cancel the returned scope to disarm the timer. A timer dies with the supervisor.
+        """
+
+        async def fire() -> None:
+            await self.clock.sleep(delay)
+            await self.ref.tell(message)
+
+        return self.start_task(fire, name=f"timer:{type(message).__name__}")
 
     @property
     def children(self) -> list[ActorRef[Any]]:

@@ -294,3 +294,45 @@ async def test_killing_a_supervisor_kills_its_children() -> None:
         await parent.join()
         exit = await children[0].join()
     assert exit.reason is ExitReason.KILLED
+
+
+async def test_send_after_delivers_on_the_clock_and_can_be_cancelled() -> None:
+    clock = VirtualClock()
+    received: list[tuple[str, float]] = []
+
+    class Timed(Supervisor[str]):
+        async def on_start(self) -> None:
+            self.send_after(30.0, "late")
+            self.send_after(10.0, "early")
+            self.send_after(20.0, "cancelled").cancel()
+
+        async def receive(self, message: str) -> None:
+            received.append((message, self.clock.now()))
+
+    async with ActorSystem(clock=clock) as system:
+        system.spawn(Timed)
+        await clock.sleep(60.0)
+    assert received == [("early", 10.0), ("late", 30.0)]
+
+
+async def test_start_task_runs_in_the_supervisor_and_dies_with_it() -> None:
+    stopped = anyio.Event()
+    started = anyio.Event()
+
+    class Host(Supervisor[Any]):
+        async def on_start(self) -> None:
+            self.start_task(self.forever)
+
+        async def forever(self) -> None:
+            started.set()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                stopped.set()
+
+    async with ActorSystem() as system:
+        host = system.spawn(Host)
+        await started.wait()
+        host.stop()
+        await host.join()
+        assert stopped.is_set()

@@ -115,7 +115,7 @@ class RestartPolicy(msgspec.Struct, frozen=True):
 
     ``max_attempts`` counts every incarnation including the first (``None``: no limit).
     ``max_duration`` bounds the whole series in seconds, from the first start: a restart
-    that would begin after it is not made (``None``: no limit).
+    that would begin at or after that bound is not made (``None``: no limit).
     """
 
     restart: RestartType = RestartType.TEMPORARY

@@ -430,7 +430,7 @@ class ActorRef(Generic[M]):
                 )
             )
         if exit.failed:
-            self.log.warning("actor failed", incarnation=incarnation, error=repr(exit.error))
+            self.log.debug("actor failed", incarnation=incarnation, error=repr(exit.error))
         if not self._halted and self._parent is not None and self._policy.wants_restart(exit):
             self._state = ActorState.RESTARTING  # the supervisor decides
         else:

@@ -157,7 +157,7 @@ class Supervisor(Actor[M]):
         else:
             delay = policy.backoff.delay(attempts, system.random)
             duration = policy.max_duration
-            if duration is not None and now + delay - child._first_start > duration:
+            if duration is not None and now + delay - child._first_start >= duration:
                 give_up = f"max duration exceeded ({duration:g} s)"
         if give_up is not None:
             if system._subscribers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -53,3 +54,52 @@ def validate(files: tuple[str, ...]) -> None:
             f"{name}: ok ({flow.namespace}.{flow.id}, {sum(1 for _ in flow.all_tasks())} tasks)"
         )
     sys.exit(2 if failed else 0)
+
+
+def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
+    inputs: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"input {pair!r} is not key=value")
+        inputs[key] = value
+    return inputs
+
+
+@main.command()
+@click.argument("flow_file", type=click.Path(dir_okay=False))
+@click.option("-i", "--input", "inputs", multiple=True, metavar="KEY=VALUE", help="An input.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final execution as JSON.")
+@click.option(
+    "--flows",
+    "flows_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A folder of flows that Subflow tasks may start (the flow file's folder is read too).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where internal storage and working files go (a temporary folder by default).",
+)
+def run(
+    flow_file: str,
+    inputs: tuple[str, ...],
+    as_json: bool,
+    flows_dir: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Run one execution of FLOW_FILE in this process and wait for its end.
+
+    Exit status: 0 for SUCCESS or WARNING, 1 for FAILED, KILLED or CANCELLED, 2 for an
+    invalid flow or input. Ctrl-C kills the execution cleanly.
+    """
+    from runtime.runner import run_flow_file
+
+    try:
+        flow = load_flow(flow_file)
+    except FlowValidationError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(2)
+    sys.exit(run_flow_file(flow, Path(flow_file), _parse_inputs(inputs), as_json, flows_dir, data_dir))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from runtime.model._common import Duration, Spec
 from runtime.model._retry import Retry
+
+if TYPE_CHECKING:
+    from runtime.tasks._api import RunContext
 
 
 class LogLevel(enum.Enum):
@@ -57,6 +60,13 @@ class Task(Spec, kw_only=True):
     def problems(self) -> list[tuple[str, str]]:
         """Problems beyond types, as ``(field, message)``; the parser reports them."""
         return []
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        """Run one attempt of this task and return its outputs (runnable tasks only).
+
+        Raise to fail the attempt (``TaskFailure`` for an expected failure).
+        """
+        raise NotImplementedError(f"{type(self).__name__} is not a runnable task")
 
     def children(self) -> Iterator[tuple[str, Task]]:
         """Every direct child task with the field it sits in (``cases.a``, ``tasks``...)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from runtime.model._task import LogLevel, Task
+from runtime.tasks._api import RunContext
 from runtime.tasks._registry import task_type
 
 
@@ -12,6 +15,9 @@ class Return(Task, kw_only=True):
 
     format: str | None = None
 
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        return {"value": ctx.render_text(self.format) if self.format is not None else None}
+
 
 @task_type("io.kestra.plugin.core.debug.Echo", "io.kestra.core.tasks.debugs.Echo", "Echo")
 class Echo(Task, kw_only=True):
@@ -19,3 +25,7 @@ class Echo(Task, kw_only=True):
 
     format: str | None = None
     level: LogLevel = LogLevel.INFO
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        ctx.log(self.level.value, ctx.render_text(self.format or ""))
+        return None

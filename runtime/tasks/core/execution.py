@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from runtime.expressions import is_truthy
 from runtime.model._task import Task
+from runtime.tasks._api import RunContext, TaskFailure
 from runtime.tasks._registry import task_type
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 @task_type("io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail", "Fail")
@@ -14,6 +25,13 @@ class Fail(Task, kw_only=True):
 
     condition: str | bool | None = None
     error_message: str = "Task failure"
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        if self.condition is not None:
+            rendered = ctx.render(self.condition) if isinstance(self.condition, str) else self.condition
+            if not is_truthy(_text(rendered)):
+                return None
+        raise TaskFailure(ctx.render_text(self.error_message))
 
 
 @task_type(
@@ -34,6 +52,24 @@ class Labels(Task, kw_only=True):
                     return [(f"labels[{index}]", "each label must have exactly key and value")]
         return []
 
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        rendered = ctx.render(self.labels)
+        if isinstance(rendered, str):
+            try:
+                rendered = json.loads(rendered)
+            except json.JSONDecodeError as exc:
+                raise TaskFailure(f"labels must render to a JSON map: {exc.msg}") from None
+        if isinstance(rendered, list):
+            labels = {str(item["key"]): _text(item["value"]) or "" for item in rendered}
+        elif isinstance(rendered, dict):
+            labels = {str(key): _text(value) or "" for key, value in rendered.items()}
+        else:
+            raise TaskFailure(f"labels must be a map or a list, found {type(rendered).__name__}")
+        if any(key.startswith("system.") for key in labels):
+            raise TaskFailure("labels starting with 'system.' cannot be set by a task")
+        ctx.set_labels(labels)
+        return None
+
 
 @task_type("io.kestra.plugin.core.execution.Resume", "Resume")
 class Resume(Task, kw_only=True):
@@ -43,3 +79,10 @@ class Resume(Task, kw_only=True):
     flow_id: str | None = None
     execution_id: str | None = None
     inputs: dict[str, Any] | None = None
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        target = ctx.render_text(self.execution_id) if self.execution_id else None
+        if target is None:
+            raise TaskFailure("executionId is required to resume an execution")
+        await ctx.resume_execution(target, ctx.render(self.inputs or {}))
+        return None

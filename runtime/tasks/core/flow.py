@@ -10,6 +10,7 @@ import msgspec
 from runtime.model._common import Duration, Spec, is_template
 from runtime.model._inputs import Input
 from runtime.model._task import ChildKind, Task
+from runtime.tasks._api import RunContext, TaskFailure
 from runtime.tasks._registry import task_type
 
 _LIST = ChildKind.LIST
@@ -308,6 +309,14 @@ class Sleep(Task, kw_only=True):
 
     def problems(self) -> list[tuple[str, str]]:
         return _dynamic_duration(self.duration, "duration")
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        try:
+            duration = Duration.parse(str(ctx.render(self.duration)))
+        except ValueError as exc:
+            raise TaskFailure(f"duration: {exc}") from None
+        await ctx.sleep(duration.total_seconds())
+        return None
 
 
 @task_type(

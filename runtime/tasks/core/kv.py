@@ -6,9 +6,18 @@ from typing import Any
 
 from runtime.model._common import Duration
 from runtime.model._task import Task
+from runtime.tasks._api import RunContext, TaskFailure
 from runtime.tasks._registry import task_type
 
 _FLOW_NAMESPACE = "{{ flow.namespace }}"
+
+
+def _key(ctx: RunContext, namespace: str, key: str) -> tuple[str, str]:
+    rendered_namespace = ctx.render_text(namespace)
+    rendered_key = ctx.render_text(key)
+    if not rendered_key:
+        raise TaskFailure("the key must not be empty")
+    return rendered_namespace, f"kv/{rendered_namespace}/{rendered_key}"
 
 
 @task_type("io.kestra.plugin.core.kv.Get", "kv.Get")
@@ -18,6 +27,15 @@ class KvGet(Task, kw_only=True):
     key: str
     namespace: str = _FLOW_NAMESPACE
     error_on_missing: bool = False
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        namespace, key = _key(ctx, self.namespace, self.key)
+        value = await ctx.state_store().get(key)
+        if value is None and self.error_on_missing:
+            raise TaskFailure(
+                f"no value found for key {ctx.render_text(self.key)!r} in namespace {namespace!r}"
+            )
+        return {"value": value}
 
 
 @task_type("io.kestra.plugin.core.kv.Set", "kv.Set")
@@ -31,6 +49,15 @@ class KvSet(Task, kw_only=True):
     ttl: Duration | None = None
     kv_type: str | None = None
 
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        _, key = _key(ctx, self.namespace, self.key)
+        store = ctx.state_store()
+        if not self.overwrite and await store.get(key) is not None:
+            raise TaskFailure(f"key {ctx.render_text(self.key)!r} exists and overwrite is false")
+        ttl = self.ttl.total_seconds() if self.ttl is not None else None
+        await store.put(key, ctx.render(self.value), ttl)
+        return None
+
 
 @task_type("io.kestra.plugin.core.kv.Delete", "kv.Delete")
 class KvDelete(Task, kw_only=True):
@@ -39,3 +66,10 @@ class KvDelete(Task, kw_only=True):
     key: str
     namespace: str = _FLOW_NAMESPACE
     error_on_missing: bool = False
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        _, key = _key(ctx, self.namespace, self.key)
+        deleted = await ctx.state_store().delete(key)
+        if not deleted and self.error_on_missing:
+            raise TaskFailure(f"no key {ctx.render_text(self.key)!r} to delete")
+        return {"deleted": deleted}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from runtime.model._task import LogLevel, Task
+from runtime.tasks._api import RunContext
 from runtime.tasks._registry import task_type
 
 
@@ -12,3 +15,9 @@ class Log(Task, kw_only=True):
 
     message: str | list[str]
     level: LogLevel = LogLevel.INFO
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        messages = self.message if isinstance(self.message, list) else [self.message]
+        for message in messages:
+            ctx.log(self.level.value, ctx.render_text(message))
+        return None

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from runtime.model._task import Task
+from runtime.tasks._api import RunContext
 from runtime.tasks._registry import task_type
 
 
@@ -15,3 +16,6 @@ class OutputValues(Task, kw_only=True):
     """Renders ``values`` and exposes them as the output ``values``."""
 
     values: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        return {"values": ctx.render(self.values)}

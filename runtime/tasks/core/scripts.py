@@ -1,10 +1,20 @@
-"""io.kestra.plugin.scripts: shell and Python scripts, run as local subprocesses."""
+"""io.kestra.plugin.scripts: shell and Python scripts, run as local subprocesses.
+
+Lines ``::{"outputs": {...}, "metrics": [...]}::`` on standard output become the task's
+``vars`` outputs and metrics; other lines are logs (standard error at WARN). ``outputFiles``
+(glob patterns in the working directory) go to internal storage.
+"""
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
 from typing import Any
 
 from runtime.model._task import Task
+from runtime.tasks._api import RunContext, TaskFailure
+from runtime.tasks._process import run_process
 from runtime.tasks._registry import task_type
 
 
@@ -23,12 +33,66 @@ class _ScriptTask(Task, kw_only=True):
     docker: dict[str, Any] | None = None
     runner: str | None = None
 
+    def default_interpreter(self) -> list[str]:
+        return ["/bin/sh", "-c"]
+
+    def script_lines(self, ctx: RunContext, workdir: Path) -> list[str]:
+        raise NotImplementedError
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        workdir = ctx.working_dir()
+        self._write_input_files(ctx, workdir)
+        lines = [ctx.render_text(c) for c in self.before_commands or ()]
+        lines += self.script_lines(ctx, workdir)
+        prefix = ["set -e"] if self.fail_fast else []
+        script = "\n".join(prefix + lines)
+        argv = [*(self.interpreter or self.default_interpreter()), script]
+        env = {str(k): str(v) for k, v in (ctx.render(self.env) or {}).items()}
+        env.setdefault("WORKING_DIR", str(workdir))
+        result = await run_process(ctx, argv, workdir, env)
+        outputs: dict[str, Any] = {"exitCode": result.exit_code, "vars": result.vars}
+        if self.output_files:
+            outputs["outputFiles"] = await self._collect(ctx, workdir)
+        if result.exit_code != 0:
+            raise TaskFailure(f"Command failed with exit code {result.exit_code}")
+        if self.warning_on_std_err and result.stderr_lines:
+            ctx.warn()
+        return outputs
+
+    def _write_input_files(self, ctx: RunContext, workdir: Path) -> None:
+        files = self.input_files
+        if files is None:
+            return
+        if isinstance(files, str):
+            rendered = ctx.render_typed(files)
+            if not isinstance(rendered, dict):
+                raise TaskFailure("inputFiles must render to a map of file name to content")
+            files = rendered
+        for name, content in files.items():
+            target = (workdir / name).resolve()
+            if workdir.resolve() not in target.parents:
+                raise TaskFailure(f"input file {name!r} would be written outside the working dir")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(ctx.render_text(str(content)))
+
+    async def _collect(self, ctx: RunContext, workdir: Path) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for pattern in self.output_files or ():
+            for path in sorted(workdir.glob(ctx.render_text(pattern))):
+                if path.is_file():
+                    name = str(path.relative_to(workdir))
+                    found[name] = await ctx.put_file(path, name.replace("/", "_"))
+        return found
+
 
 class _Commands(_ScriptTask, kw_only=True):
     commands: list[str]
 
     def problems(self) -> list[tuple[str, str]]:
         return [] if self.commands else [("commands", "must list at least one command")]
+
+    def script_lines(self, ctx: RunContext, workdir: Path) -> list[str]:
+        return [ctx.render_text(command) for command in self.commands]
 
 
 class _Script(_ScriptTask, kw_only=True):
@@ -40,19 +104,32 @@ class _Script(_ScriptTask, kw_only=True):
 
 @task_type("io.kestra.plugin.scripts.shell.Commands", "shell.Commands")
 class ShellCommands(_Commands, kw_only=True):
-    """Runs each of ``commands`` in a shell."""
+    """Runs ``commands`` in a shell (``set -e``: the first failing command fails the task)."""
 
 
 @task_type("io.kestra.plugin.scripts.shell.Script", "shell.Script")
 class ShellScript(_Script, kw_only=True):
     """Runs ``script`` with a shell."""
 
+    def script_lines(self, ctx: RunContext, workdir: Path) -> list[str]:
+        return [ctx.render_text(self.script)]
+
+
+def python_executable() -> str:
+    """``python3`` on the PATH, else the interpreter running Tiercel."""
+    return shutil.which("python3") or sys.executable
+
 
 @task_type("io.kestra.plugin.scripts.python.Commands", "python.Commands")
 class PythonCommands(_Commands, kw_only=True):
-    """Runs each of ``commands`` in a shell, with Python available."""
+    """Runs ``commands`` in a shell, with Python available."""
 
 
 @task_type("io.kestra.plugin.scripts.python.Script", "python.Script")
 class PythonScript(_Script, kw_only=True):
     """Runs ``script`` with the Python interpreter."""
+
+    def script_lines(self, ctx: RunContext, workdir: Path) -> list[str]:
+        path = workdir / f"script_{ctx.task_run_id}_{ctx.attempt}.py"
+        path.write_text(ctx.render_text(self.script))
+        return [f'exec "{python_executable()}" "{path}"']

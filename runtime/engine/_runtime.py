@@ -1,0 +1,548 @@
+"""The embedding API: a Runtime owns the actor system and starts executions; a handle
+follows and controls one."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+
+from actors import Actor, ActorRef, ActorSystem, Clock, RealClock
+from runtime.engine._document import Execution
+from runtime.engine._events import Event, ExecutionCreated, ExecutionEnded
+from runtime.engine._execution import ExecutionActor, new_id
+from runtime.engine._fold import fold
+from runtime.engine._replay import replay_history
+from runtime.engine._retry import backoff_of, retry_for_task_run
+from runtime.engine._messages import (
+    ChildExecutionEnded,
+    CommandResult,
+    Dequeued,
+    Kill,
+    Pause,
+    Restart,
+    Resume,
+)
+from runtime.engine._services import Services
+from runtime.engine._states import State
+from runtime.errors import TiercelError
+from runtime.expressions import ExpressionEngine
+from runtime.flows import FlowRepository
+from runtime.inputs import resolve_inputs
+from runtime.model import ConcurrencyBehavior, Flow
+from runtime.parsing import parse_flow
+from runtime.statestore import MemoryStateStore
+from runtime.storage import storage_for
+
+
+class ExecutionError(TiercelError):
+    """A command on an execution that cannot be carried out (with the reason)."""
+
+
+class ExecutionNotFoundError(ExecutionError, LookupError):
+    """No execution with this id in this runtime."""
+
+
+class _Channel:
+    """The events of one execution: kept in order, with waiters for new ones."""
+
+    __slots__ = ("ended", "events", "execution", "ref", "started", "waiters")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.waiters: list[anyio.Event] = []
+        self.started = anyio.Event()
+        self.ended = anyio.Event()
+        self.execution: Execution | None = None
+        self.ref: ActorRef[object] | None = None
+
+    def publish(self, event: Event) -> None:
+        self.events.append(event)
+        if self.waiters:
+            self.wake()
+
+    def wake(self) -> None:
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            waiter.set()
+
+
+class ExecutionHandle:
+    """Follow and control one execution."""
+
+    def __init__(
+        self, runtime: Runtime, execution_id: str, snapshot: Execution | None = None
+    ) -> None:
+        self.runtime = runtime
+        self.id = execution_id
+        self.snapshot = snapshot
+        """For a replay: the new execution as created (RESTARTED), before it ran on."""
+
+    @property
+    def _channel(self) -> _Channel:
+        return self.runtime._channel(self.id)
+
+    @property
+    def execution(self) -> Execution:
+        """The execution document as it is now (read it, do not change it)."""
+        channel = self._channel
+        if channel.execution is None:
+            raise ExecutionError(f"execution {self.id} has not started yet")
+        return channel.execution
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event of the execution from the first, then live ones, until it ends."""
+        channel = self._channel
+        index = 0
+        while True:
+            while index < len(channel.events):
+                event = channel.events[index]
+                index += 1
+                yield event
+                if isinstance(event, ExecutionEnded) and channel.ended.is_set():
+                    return
+            waiter = anyio.Event()
+            channel.waiters.append(waiter)
+            await waiter.wait()
+
+    async def result(self) -> Execution:
+        """Wait for the execution to end; return its final document."""
+        channel = self._channel
+        await channel.ended.wait()
+        assert channel.execution is not None
+        return channel.execution
+
+    async def wait_for_state(self, *states: State) -> Execution:
+        """Wait until the execution is in one of ``states``.
+
+        :raises ExecutionError: if it ends in another state.
+        """
+        async for _ in self.changes():
+            execution = self._channel.execution
+            if execution is not None and execution.state.current in states:
+                return execution
+        raise ExecutionError(f"execution {self.id} ended without reaching {states}")
+
+    async def changes(self) -> AsyncIterator[None]:
+        """Yield now, then after every batch of new events, until the execution ends."""
+        channel = self._channel
+        while True:
+            yield None
+            if channel.ended.is_set():
+                return
+            waiter = anyio.Event()
+            channel.waiters.append(waiter)
+            await waiter.wait()
+
+    async def kill(self) -> None:
+        """Kill the execution (KILLING, then KILLED)."""
+        await self.runtime._command(self.id, Kill())
+
+    async def pause(self) -> None:
+        """Pause a running execution."""
+        await self.runtime._command(self.id, Pause())
+
+    async def resume(self, inputs: Mapping[str, Any] | None = None) -> None:
+        """Resume a paused execution, with the Pause task's ``onResume`` inputs."""
+        await self.runtime._command(self.id, Resume(dict(inputs or {})))
+
+    async def restart(self) -> Execution:
+        """Re-run the failed task runs of a finished execution, in place.
+
+        Returns the execution as the restart left it (RESTARTED), before it runs on.
+        """
+        return await self.runtime.restart(self.id)
+
+
+class Runtime:
+    """Tiercel's engine, embedded: ``async with Runtime() as runtime``.
+
+    ``data_dir`` holds internal storage and working directories (a temporary folder by
+    default). ``clock`` is the real clock unless a test passes a ``VirtualClock``.
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path | None = None,
+        clock: Clock | None = None,
+        flows: FlowRepository | None = None,
+        envs: Mapping[str, str] | None = None,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self.clock = clock or RealClock()
+        self.flows = flows or FlowRepository()
+        self._temp: tempfile.TemporaryDirectory[str] | None = None
+        if data_dir is None:
+            self._temp = tempfile.TemporaryDirectory(prefix="tiercel-")
+            data_dir = Path(self._temp.name)
+        self.data_dir = data_dir
+        self.system = ActorSystem("tiercel", clock=self.clock, shutdown_timeout=shutdown_timeout)
+        self.expressions = ExpressionEngine()
+        self._state_stores: dict[str, MemoryStateStore] = {}
+        self._channels: dict[str, _Channel] = {}
+        self._running: dict[str, set[str]] = defaultdict(set)
+        self._queued: dict[str, deque[tuple[Flow, ExecutionCreated]]] = defaultdict(deque)
+        self._watchers: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self._follow_ups = 0
+        self._settled = anyio.Event()
+        self.services = Services(
+            clock=self.clock,
+            expressions=self.expressions,
+            data_dir=self.data_dir,
+            state_store=self._state_store,
+            start_child=self._start_child,
+            kill_execution=self.kill,
+            resume_execution=self.resume,
+            resolve_flow=self.flows.get,
+            envs=dict(envs or {}),
+        )
+
+    async def __aenter__(self) -> Self:
+        await self.system.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.system.__aexit__(exc_type, exc, tb)
+        finally:
+            if self._temp is not None:
+                self._temp.cleanup()
+
+    # -- starting -----------------------------------------------------------------------
+
+    def _state_store(self, namespace: str) -> MemoryStateStore:
+        store = self._state_stores.get(namespace)
+        if store is None:
+            store = self._state_stores[namespace] = MemoryStateStore(self.clock)
+        return store
+
+    def _channel(self, execution_id: str) -> _Channel:
+        try:
+            return self._channels[execution_id]
+        except KeyError:
+            raise ExecutionNotFoundError(f"no execution {execution_id!r}") from None
+
+    def handle(self, execution_id: str) -> ExecutionHandle:
+        """The handle of a known execution.
+
+        :raises ExecutionNotFoundError: if there is none with this id.
+        """
+        self._channel(execution_id)
+        return ExecutionHandle(self, execution_id)
+
+    async def start(
+        self,
+        flow: Flow | str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        validate_inputs: bool = True,
+        strict_inputs: bool = False,
+        trigger: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        execution_id: str | None = None,
+    ) -> ExecutionHandle:
+        """Start an execution of ``flow`` (a Flow or YAML text) and return its handle.
+
+        :raises FlowValidationError: if ``flow`` is YAML text and invalid.
+        :raises InputValidationError: if inputs are missing or of the wrong type.
+        """
+        if isinstance(flow, str):
+            flow = parse_flow(flow)
+        self.flows.add(flow)
+        values = (
+            resolve_inputs(flow.inputs, dict(inputs or {}), strict=strict_inputs)
+            if validate_inputs
+            else dict(inputs or {})
+        )
+        execution_id = execution_id or new_id()
+        all_labels = dict(flow.labels)
+        all_labels.update(labels or {})
+        all_labels.setdefault("system.correlationId", execution_id)
+        created = ExecutionCreated(
+            execution_id=execution_id,
+            seq=1,
+            time=self.clock.utcnow(),
+            namespace=flow.namespace,
+            flow_id=flow.id,
+            flow_revision=flow.revision or 1,
+            inputs=values,
+            labels=list(all_labels.items()),
+            parent_id=parent_id,
+            trigger=trigger,
+            metadata=metadata or {"attemptNumber": 1, "originalCreatedDate": self.clock.utcnow().astimezone(UTC).isoformat()},
+        )
+        channel = _Channel()
+        self._channels[execution_id] = channel
+        self._spawn(flow, created, channel)
+        await channel.started.wait()
+        return ExecutionHandle(self, execution_id)
+
+    def _spawn(self, flow: Flow, created: ExecutionCreated, channel: _Channel) -> None:
+        concurrency = flow.concurrency
+        running = self._running[flow.uid]
+        blocked = concurrency is not None and len(running) >= concurrency.limit
+        mode = "run"
+        if blocked:
+            assert concurrency is not None
+            mode = {
+                ConcurrencyBehavior.QUEUE: "queue",
+                ConcurrencyBehavior.CANCEL: "cancel",
+                ConcurrencyBehavior.FAIL: "fail",
+            }[concurrency.behavior]
+        if mode == "run":
+            running.add(created.execution_id)
+
+        def on_end(execution: Execution) -> None:
+            self._ended(flow, execution)
+
+        actor = ExecutionActor(flow, self.services, channel, created, on_end=on_end, mode=mode)
+        actor.channel = channel
+        channel.ref = self.system.spawn(lambda: actor, name=f"execution:{created.execution_id}")
+        if mode == "queue":
+            self._queued[flow.uid].append((flow, created))
+
+    def _ended(self, flow: Flow, execution: Execution) -> None:
+        channel = self._channels[execution.id]
+        channel.execution = execution
+        channel.ended.set()
+        channel.wake()
+        running = self._running[flow.uid]
+        was_running = execution.id in running
+        running.discard(execution.id)
+        if was_running:
+            self._dequeue(flow)
+        for parent_id, task_run_id in self._watchers.pop(execution.id, []):
+            parent = self._channels.get(parent_id)
+            if parent is not None and parent.ref is not None and parent.ref.is_alive:
+                parent.ref.tell_nowait(ChildExecutionEnded(task_run_id, execution))
+        if execution.state.current is State.RETRIED:
+            self._retry_as_new_execution(flow, execution)
+        self._changed()
+
+    def _changed(self) -> None:
+        settled, self._settled = self._settled, anyio.Event()
+        settled.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until every execution has ended and no follow-up (a retry) is pending."""
+        while self._follow_ups or any(not c.ended.is_set() for c in self._channels.values()):
+            await self._settled.wait()
+
+    def _dequeue(self, flow: Flow) -> None:
+        queue = self._queued[flow.uid]
+        concurrency = flow.concurrency
+        while queue and (concurrency is None or len(self._running[flow.uid]) < concurrency.limit):
+            _, created = queue.popleft()
+            channel = self._channels[created.execution_id]
+            if channel.ref is None or not channel.ref.is_alive:
+                continue
+            self._running[flow.uid].add(created.execution_id)
+            channel.ref.tell_nowait(Dequeued())
+
+    def _retry_as_new_execution(self, flow: Flow, execution: Execution) -> None:
+        retried = [t for t in execution.task_run_list if t.state.current is State.RETRIED]
+        retry = retry_for_task_run(flow, execution, retried[0]) if retried else flow.retry
+        attempt = int(execution.metadata.get("attemptNumber", 1))
+        delay = backoff_of(retry).delay(attempt, self.system.random) if retry is not None else 0.0
+        metadata = dict(execution.metadata)
+        metadata["attemptNumber"] = int(metadata.get("attemptNumber", 1)) + 1
+        labels = {label.key: label.value for label in execution.labels}
+        labels.pop("system.correlationId", None)
+
+        async def go() -> None:
+            try:
+                await self.clock.sleep(delay)
+                await self.start(
+                    flow,
+                    execution.inputs,
+                    labels=labels,
+                    validate_inputs=False,
+                    parent_id=execution.id,
+                    metadata=metadata,
+                )
+            finally:
+                self._follow_ups -= 1
+                self._changed()
+
+        self._follow_ups += 1
+        self.system.spawn(lambda: _Once(go), name="retry-new-execution")
+
+    async def _start_child(
+        self,
+        parent: Execution,
+        task_run_id: str,
+        namespace: str,
+        flow_id: str,
+        revision: int | None,
+        inputs: dict[str, Any],
+        labels: list[tuple[str, str]],
+        wait: bool,
+    ) -> str:
+        flow = self.flows.get(namespace, flow_id, revision)
+        if flow is None:
+            raise ExecutionError(f"no flow {namespace}.{flow_id} to start as a subflow")
+        child_labels = dict(flow.labels)
+        child_labels.update(dict(labels))
+        trigger = {
+            "id": task_run_id,
+            "type": "io.kestra.plugin.core.flow.Subflow",
+            "variables": {
+                "executionId": parent.id,
+                "namespace": parent.namespace,
+                "flowId": parent.flow_id,
+                "flowRevision": parent.flow_revision,
+            },
+        }
+        handle = await self.start(flow, inputs, labels=child_labels, trigger=trigger)
+        if wait:
+            channel = self._channels[handle.id]
+            if channel.ended.is_set() and channel.execution is not None:
+                parent_channel = self._channels[parent.id]
+                assert parent_channel.ref is not None
+                parent_channel.ref.tell_nowait(ChildExecutionEnded(task_run_id, channel.execution))
+            else:
+                self._watchers[handle.id].append((parent.id, task_run_id))
+        return handle.id
+
+    # -- commands -----------------------------------------------------------------------
+
+    async def _command(self, execution_id: str, command: object) -> CommandResult:
+        channel = self._channel(execution_id)
+        ref = channel.ref
+        if ref is None or not ref.is_alive:
+            state = channel.execution.state.current.value if channel.execution else "unknown"
+            raise ExecutionError(f"execution {execution_id} is {state}; it takes no commands")
+        result: CommandResult = await ref.ask(command)
+        if not result.ok:
+            raise ExecutionError(result.message)
+        return result
+
+    async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
+        """Resume a paused execution."""
+        await self._command(execution_id, Resume(dict(inputs or {})))
+
+    async def kill(self, execution_id: str) -> None:
+        """Kill an execution (and the subflow executions it waits for)."""
+        await self._command(execution_id, Kill())
+
+    async def restart(self, execution_id: str) -> Execution:
+        """Restart an execution in place: failed task runs run again, with new attempts.
+
+        Returns the execution as the restart left it (RESTARTED), before it runs on.
+
+        :raises ExecutionError: if it cannot be restarted in its current state.
+        """
+        channel = self._channel(execution_id)
+        if channel.ref is not None and channel.ref.is_alive:
+            result = await self._command(execution_id, Restart())
+            assert result.snapshot is not None
+            return result.snapshot
+        execution = channel.execution
+        if execution is None:
+            raise ExecutionError(f"execution {execution_id} has not started")
+        flow = self.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
+        if flow is None:
+            raise ExecutionError(f"flow {execution.namespace}.{execution.flow_id} is unknown")
+        if execution.state.current not in (State.FAILED, State.KILLED, State.WARNING):
+            raise ExecutionError(
+                f"only a FAILED, KILLED or WARNING execution can be restarted, "
+                f"not {execution.state.current.value}"
+            )
+        channel.ended = anyio.Event()
+        self._running[flow.uid].add(execution_id)
+
+        def on_end(done: Execution) -> None:
+            self._ended(flow, done)
+
+        actor = ExecutionActor(
+            flow, self.services, channel, history=list(channel.events), on_end=on_end,
+            restart=True,
+        )  # fmt: skip
+        actor.channel = channel
+        channel.started = anyio.Event()
+        channel.ref = self.system.spawn(lambda: actor, name=f"execution:{execution_id}")
+        await channel.started.wait()
+        if actor.restart_result is None or not actor.restart_result.ok:
+            reason = actor.restart_result.message if actor.restart_result else "not restarted"
+            raise ExecutionError(reason)
+        assert actor.restart_result.snapshot is not None
+        return actor.restart_result.snapshot
+
+    async def replay(self, execution_id: str, task_run_id: str) -> ExecutionHandle:
+        """A new execution (``parentId`` = this one) that re-runs from ``task_run_id`` on.
+
+        Task runs before it are copied with their outputs; it and its parents run again.
+
+        :raises ExecutionError: if the execution is still running or has no such task run.
+        """
+        channel = self._channel(execution_id)
+        execution = channel.execution
+        if execution is None or not execution.state.current.terminal:
+            raise ExecutionError(f"execution {execution_id} must have ended to be replayed")
+        flow = self.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
+        if flow is None:
+            raise ExecutionError(f"flow {execution.namespace}.{execution.flow_id} is unknown")
+        new_id_ = new_id()
+        try:
+            history = replay_history(execution, task_run_id, new_id_, self.clock.utcnow())
+        except KeyError:
+            raise ExecutionError(f"execution {execution_id} has no task run {task_run_id}") from None
+        replayed = _Channel()
+        self._channels[new_id_] = replayed
+        for event in history:
+            replayed.publish(event)
+        self._running[flow.uid].add(new_id_)
+
+        def on_end(done: Execution) -> None:
+            self._ended(flow, done)
+
+        actor = ExecutionActor(
+            flow, self.services, replayed, history=history, on_end=on_end, mode="replay"
+        )
+        actor.channel = replayed
+        replayed.ref = self.system.spawn(lambda: actor, name=f"execution:{new_id_}")
+        await replayed.started.wait()
+        return ExecutionHandle(self, new_id_, snapshot=fold(history))
+
+    def executions(self) -> list[Execution]:
+        """Every execution this runtime knows, in the order they were started."""
+        return [c.execution for c in self._channels.values() if c.execution is not None]
+
+    def events_of(self, execution_id: str) -> list[Event]:
+        """Every event of an execution so far.
+
+        :raises ExecutionNotFoundError: if there is no such execution.
+        """
+        return list(self._channel(execution_id).events)
+
+    async def run(
+        self, flow: Flow | str, inputs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Execution:
+        """Start an execution and wait for its end."""
+        handle = await self.start(flow, inputs, **options)
+        return await handle.result()
+
+
+class _Once(Actor[object]):
+    """Runs one coroutine function, then stops (follow-up work started from a callback)."""
+
+    def __init__(self, func: Callable[[], Awaitable[None]]) -> None:
+        self.func = func
+
+    async def on_start(self) -> None:
+        await self.func()
+        self.stop_self()

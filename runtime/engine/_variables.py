@@ -1,0 +1,90 @@
+"""The variables expressions see (``outputs``, ``taskrun``, ``parents``...), kept up to date
+incrementally so that building a task run's context does not grow with the execution."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.engine._document import Execution
+    from runtime.engine._node import Node
+    from runtime.model import Flow
+
+
+class OutputsTree:
+    """``outputs`` as Kestra shapes it: by task id, then by each loop value on the way."""
+
+    __slots__ = ("root",)
+
+    def __init__(self) -> None:
+        self.root: dict[str, Any] = {}
+
+    def put(self, task_id: str, path: tuple[str, ...], outputs: Mapping[str, Any]) -> None:
+        """Merge ``outputs`` of a run of ``task_id`` whose loop values are ``path``."""
+        if not path:
+            current = self.root.get(task_id)
+            if isinstance(current, dict):
+                current.update(outputs)
+            else:
+                self.root[task_id] = dict(outputs)
+            return
+        node = self.root.setdefault(task_id, {})
+        for value in path[:-1]:
+            node = node.setdefault(value, {})
+        leaf = node.get(path[-1])
+        if isinstance(leaf, dict):
+            leaf.update(outputs)
+        else:
+            node[path[-1]] = dict(outputs)
+
+    def clear(self) -> None:
+        """Forget everything (before a rebuild)."""
+        self.root.clear()
+
+
+def flow_variables(flow: Flow) -> dict[str, Any]:
+    """``flow``: id, namespace, revision."""
+    return {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision or 1}
+
+
+def execution_variables(execution: Execution) -> dict[str, Any]:
+    """``execution``: id, startDate, originalId, state."""
+    return {
+        "id": execution.id,
+        "startDate": execution.state.start_date,
+        "originalId": execution.original_id,
+        "state": execution.state.current.value,
+    }
+
+
+def parents_variables(node: Node, outputs_of: Mapping[str, Mapping[str, Any]]) -> list[Any]:
+    """``parents``: the closest parent first, each with its loop value and outputs if any."""
+    result: list[dict[str, Any]] = []
+    parent = node.parent
+    while parent is not None:
+        entry: dict[str, Any] = {}
+        if parent.value is not None:
+            entry["taskrun"] = {"value": parent.value}
+        outputs = outputs_of.get(parent.id)
+        if outputs:
+            entry["outputs"] = outputs
+        if entry:
+            result.append(entry)
+        parent = parent.parent
+    return result
+
+
+def task_run_variables(
+    node: Node, start_date: datetime | None, attempts_count: int
+) -> dict[str, Any]:
+    """``taskrun``: id, startDate, attemptsCount (attempts before this one), parentId, value."""
+    return {
+        "id": node.id,
+        "startDate": start_date,
+        "attemptsCount": attempts_count,
+        "parentId": node.parent.id if node.parent is not None else None,
+        "value": node.value,
+        "iteration": node.iteration,
+    }

@@ -1,0 +1,69 @@
+"""Where the runtime finds flows: added ones, and the files of flow folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from runtime.errors import FlowValidationError, Problem
+from runtime.model._common import enc_hook
+from runtime.model import Flow
+from runtime.parsing import load_flow
+
+FLOW_SUFFIXES = (".yaml", ".yml")
+
+
+def _content(flow: Flow) -> bytes:
+    """The flow's document without its revision, to tell real changes from re-adds."""
+    return msgspec.json.encode(msgspec.structs.replace(flow, revision=None), enc_hook=enc_hook)
+
+
+class FlowRepository:
+    """Flows by namespace and id, with every revision added.
+
+    Adding a flow whose content changed gives it the next revision number (unless the
+    document sets one); adding the same content again changes nothing.
+    """
+
+    def __init__(self) -> None:
+        self._revisions: dict[tuple[str, str], list[Flow]] = {}
+
+    def add(self, flow: Flow) -> Flow:
+        """Add ``flow`` (a new revision if it differs from the latest); return what is stored."""
+        key = (flow.namespace, flow.id)
+        revisions = self._revisions.setdefault(key, [])
+        if revisions and (revisions[-1] is flow or _content(revisions[-1]) == _content(flow)):
+            return revisions[-1]
+        if flow.revision is None:
+            flow.revision = len(revisions) + 1
+        revisions.append(flow)
+        return flow
+
+    def get(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow | None:
+        """The latest revision (or ``revision``) of ``namespace.flow_id``, or None."""
+        revisions = self._revisions.get((namespace, flow_id))
+        if not revisions:
+            return None
+        if revision is None:
+            return revisions[-1]
+        for flow in revisions:
+            if flow.revision == revision:
+                return flow
+        return None
+
+    def all(self) -> list[Flow]:
+        """The latest revision of every flow."""
+        return [revisions[-1] for revisions in self._revisions.values() if revisions]
+
+    def load_dir(self, folder: Path) -> list[Problem]:
+        """Add every valid flow file under ``folder``; return the problems of the others."""
+        problems: list[Problem] = []
+        for path in sorted(folder.rglob("*")):
+            if path.suffix not in FLOW_SUFFIXES or not path.is_file():
+                continue
+            try:
+                self.add(load_flow(path))
+            except FlowValidationError as exc:
+                problems.extend(exc.problems)
+        return problems

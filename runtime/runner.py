@@ -1,0 +1,115 @@
+"""``tiercel run``: one execution in this process, with live progress on standard error."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from rich.console import Console
+
+from runtime.engine import (
+    Execution,
+    ExecutionHandle,
+    LogEmitted,
+    Runtime,
+    State,
+    TaskRunCreated,
+    TaskRunStateChanged,
+    execution_json,
+)
+from runtime.errors import InputValidationError
+from runtime.flows import FlowRepository
+from runtime.model import Flow
+
+_SYMBOLS = {
+    State.SUCCESS: "[green]✔[/]",
+    State.WARNING: "[yellow]![/]",
+    State.FAILED: "[red]✘[/]",
+    State.KILLED: "[red]☠[/]",
+    State.SKIPPED: "[dim]-[/]",
+}
+
+
+def exit_status(state: State) -> int:
+    """0 for SUCCESS and WARNING, 1 for everything else that ends an execution."""
+    return 0 if state in (State.SUCCESS, State.WARNING) else 1
+
+
+def run_flow_file(
+    flow: Flow,
+    flow_file: Path,
+    inputs: dict[str, str],
+    as_json: bool,
+    flows_dir: Path | None,
+    data_dir: Path | None,
+) -> int:
+    """Run ``flow`` to its end; return the process exit status."""
+    repository = FlowRepository()
+    for folder in (flow_file.resolve().parent, flows_dir):
+        if folder is not None:
+            repository.load_dir(folder)
+    repository.add(flow)
+    console = Console(stderr=True, highlight=False)
+    try:
+        return anyio.run(_run, flow, repository, inputs, as_json, data_dir, console)
+    except InputValidationError as exc:
+        for problem in exc.problems:
+            console.print(f"{flow_file}: {problem.message}", markup=False)
+        return 2
+
+
+async def _run(
+    flow: Flow,
+    repository: FlowRepository,
+    inputs: dict[str, str],
+    as_json: bool,
+    data_dir: Path | None,
+    console: Console,
+) -> int:
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    async with Runtime(flows=repository, data_dir=data_dir) as runtime:
+        handle = await runtime.start(flow, inputs, strict_inputs=True)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_kill_on_signal, handle, tg.cancel_scope)
+            execution = await _follow(handle, console)
+            tg.cancel_scope.cancel()
+    if as_json:
+        sys.stdout.write(execution_json(execution).decode() + "\n")
+        sys.stdout.flush()
+    duration = execution.state.duration or 0.0
+    console.print(
+        f"execution {execution.id} {execution.state.current.value} in {duration:.2f}s",
+        markup=False,
+    )
+    return exit_status(execution.state.current)
+
+
+async def _follow(handle: ExecutionHandle, console: Console) -> Execution:
+    task_ids: dict[str, tuple[str, str | None]] = {}
+    async for event in handle.events():
+        if isinstance(event, TaskRunCreated) and event.task_run_id is not None:
+            task_ids[event.task_run_id] = (event.task_id, event.value)
+        elif isinstance(event, TaskRunStateChanged) and event.state in _SYMBOLS:
+            task_id, value = task_ids.get(event.task_run_id or "", ("?", None))
+            label = f"{task_id} [{value}]" if value is not None else task_id
+            console.print(f"{_SYMBOLS[event.state]} {label} {event.state.value}")
+        elif isinstance(event, LogEmitted) and event.level in ("WARN", "ERROR"):
+            console.print(f"  [dim]{event.task_id or ''}[/] {event.level}: {_plain(event.message)}")
+    return await handle.result()
+
+
+def _plain(text: str) -> str:
+    return text.replace("[", r"\[")
+
+
+async def _kill_on_signal(handle: ExecutionHandle, scope: Any) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            try:
+                await handle.kill()
+            except Exception:  # already ended: nothing to kill
+                return

@@ -102,4 +102,6 @@ def run(
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         sys.exit(2)
-    sys.exit(run_flow_file(flow, Path(flow_file), _parse_inputs(inputs), as_json, flows_dir, data_dir))
+    sys.exit(
+        run_flow_file(flow, Path(flow_file), _parse_inputs(inputs), as_json, flows_dir, data_dir)
+    )

@@ -7,8 +7,8 @@ from pathlib import Path
 import msgspec
 
 from runtime.errors import FlowValidationError, Problem
-from runtime.model._common import enc_hook
 from runtime.model import Flow
+from runtime.model._common import enc_hook
 from runtime.parsing import load_flow
 
 FLOW_SUFFIXES = (".yaml", ".yml")

@@ -70,7 +70,7 @@ async def _run(
     console: Console,
 ) -> int:
     if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        await anyio.Path(data_dir).mkdir(parents=True, exist_ok=True)
     async with Runtime(flows=repository, data_dir=data_dir) as runtime:
         handle = await runtime.start(flow, inputs, strict_inputs=True)
         async with anyio.create_task_group() as tg:

@@ -39,9 +39,7 @@ class LocalStorage:
 
     def execution_dir(self, namespace: str, flow_id: str, execution_id: str) -> Path:
         """The folder holding every file of one execution."""
-        return self._inside(
-            Path(*namespace.split(".")) / flow_id / "executions" / execution_id
-        )
+        return self._inside(Path(*namespace.split(".")) / flow_id / "executions" / execution_id)
 
     def uri_for(self, path: Path) -> str:
         """The ``kestra:///...`` URI of a file inside the root."""

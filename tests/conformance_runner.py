@@ -22,7 +22,7 @@ from runtime.flows import FlowRepository
 WAIT_SECONDS = 60.0
 
 
-class Mismatch(AssertionError):
+class MismatchError(AssertionError):
     """An expectation that does not hold (with the path of the field)."""
 
 
@@ -82,7 +82,9 @@ class Scenario:
             self.first = handle
         return handle
 
-    async def act(self, handle: ExecutionHandle, action: dict[str, Any], where: str) -> ExecutionHandle:
+    async def act(
+        self, handle: ExecutionHandle, action: dict[str, Any], where: str
+    ) -> ExecutionHandle:
         await self.wait_trigger(handle, action)
         if "expect" in action:
             self.check(action["expect"], handle.execution, f"{where}.expect")
@@ -106,7 +108,7 @@ class Scenario:
             other = await self.start()
             self.others[action["as"]] = other
         elif do != "check":
-            raise Mismatch(f"{where}: unknown action {do!r}")
+            raise MismatchError(f"{where}: unknown action {do!r}")
         if "expect_after" in action:
             after = result.snapshot if result.snapshot is not None else result.execution
             self.check(action["expect_after"], after, f"{where}.expect_after")
@@ -116,8 +118,6 @@ class Scenario:
         with anyio.fail_after(WAIT_SECONDS):
             async for _ in handle.changes():
                 execution = handle.execution
-                if execution is None:
-                    continue
                 if "after_state" in action:
                     target = State(action["after_state"])
                     if execution.state.current is target and (
@@ -134,7 +134,7 @@ class Scenario:
                             return
                 else:
                     return
-        raise Mismatch(f"trigger {action} never happened")
+        raise MismatchError(f"trigger {action} never happened")
 
     async def wait_end(self, handle: ExecutionHandle) -> Execution:
         with anyio.fail_after(WAIT_SECONDS):
@@ -168,13 +168,15 @@ class Scenario:
             text = text[:start] + self.subflow(execution, flow_id).id + text[end + 1 :]
         return text
 
-    def matches(self, expected: Any, actual: Any, execution: Execution, partial: bool = False) -> bool:
+    def matches(
+        self, expected: Any, actual: Any, execution: Execution, partial: bool = False
+    ) -> bool:
         if isinstance(expected, dict) and len(expected) == 1:
-            (key, value), = expected.items()
+            ((key, value),) = expected.items()
             if key == "$contains":
                 return isinstance(actual, str) and self.placeholder(value, execution) in actual
             if key == "$gte":
-                return isinstance(actual, int | float) and actual >= value
+                return isinstance(actual, int | float) and bool(actual >= value)
             if key == "$not":
                 return not self.matches(value, actual, execution, partial)
             if key == "$any_order":
@@ -182,7 +184,7 @@ class Scenario:
                     _key(self.resolve(v, execution)) for v in value
                 )
         if isinstance(expected, str):
-            return _text(actual) == self.placeholder(expected, execution)
+            return bool(_text(actual) == self.placeholder(expected, execution))
         if isinstance(expected, dict):
             if not isinstance(actual, dict):
                 return False
@@ -196,20 +198,23 @@ class Scenario:
             return (
                 isinstance(actual, list)
                 and len(expected) == len(actual)
-                and all(self.matches(e, a, execution, partial) for e, a in zip(expected, actual, strict=True))
+                and all(
+                    self.matches(e, a, execution, partial)
+                    for e, a in zip(expected, actual, strict=True)
+                )
             )
         if isinstance(expected, bool) or expected is None:
             return actual is expected or actual == expected
         if isinstance(expected, int | float) and isinstance(actual, str):
             return actual == str(expected)
-        return bool(expected == actual)
+        return bool(expected == actual)  # numbers
 
     def resolve(self, value: Any, execution: Execution) -> Any:
         return self.placeholder(value, execution) if isinstance(value, str) else value
 
     def expect(self, ok: bool, where: str, expected: Any, actual: Any) -> None:
         if not ok:
-            raise Mismatch(f"{self.name}: {where}: expected {expected!r}, got {actual!r}")
+            raise MismatchError(f"{self.name}: {where}: expected {expected!r}, got {actual!r}")
 
     def task_runs(self, execution: Execution, task_id: str) -> list[TaskRun]:
         return [t for t in execution.task_run_list if t.task_id == task_id]
@@ -231,7 +236,7 @@ class Scenario:
                     return candidate
                 parent = everything.get(ancestor)
                 ancestor = starter(parent) if parent is not None else None
-        raise Mismatch(f"{self.name}: no subflow execution of {flow_id} from {execution.id}")
+        raise MismatchError(f"{self.name}: no subflow execution of {flow_id} from {execution.id}")
 
     def check(self, expect: dict[str, Any], execution: Execution, where: str) -> None:
         for key, expected in expect.items():
@@ -240,14 +245,21 @@ class Scenario:
                 continue
             if key == "state":
                 self.expect(
-                    self.matches(expected, execution.state.current.value, execution), at, expected,
+                    self.matches(expected, execution.state.current.value, execution),
+                    at,
+                    expected,
                     execution.state.current.value,
                 )
             elif key == "id":
-                self.expect(self.matches(expected, execution.id, execution), at, expected, execution.id)
+                self.expect(
+                    self.matches(expected, execution.id, execution), at, expected, execution.id
+                )
             elif key == "parent_id":
                 self.expect(
-                    self.matches(expected, execution.parent_id, execution), at, expected, execution.parent_id
+                    self.matches(expected, execution.parent_id, execution),
+                    at,
+                    expected,
+                    execution.parent_id,
                 )
             elif key == "taskrun_count":
                 count = len(execution.task_run_list)
@@ -263,7 +275,9 @@ class Scenario:
                 self.expect(history[: len(expected)] == expected, at, expected, history)
             elif key == "taskruns":
                 for task_id, fields in expected.items():
-                    self.check_task_runs(fields, self.task_runs(execution, task_id), execution, f"{at}.{task_id}")
+                    self.check_task_runs(
+                        fields, self.task_runs(execution, task_id), execution, f"{at}.{task_id}"
+                    )
             elif key == "taskruns_by_value":
                 for entry in expected:
                     runs = [
@@ -280,13 +294,22 @@ class Scenario:
             elif key == "last_taskrun":
                 last = execution.task_run_list[-1]
                 self.check_task_runs(
-                    {k: v for k, v in expected.items() if k != "task"} if isinstance(expected, dict) else {},
-                    [last], execution, at,
-                )  # fmt: skip
+                    {k: v for k, v in expected.items() if k != "task"},
+                    [last],
+                    execution,
+                    at,
+                )
                 if isinstance(expected, dict) and "task" in expected:
-                    self.expect(last.task_id == expected["task"], at, expected["task"], last.task_id)
+                    self.expect(
+                        last.task_id == expected["task"], at, expected["task"], last.task_id
+                    )
             elif key == "outputs":
-                self.expect(self.matches(expected, execution.outputs, execution), at, expected, execution.outputs)
+                self.expect(
+                    self.matches(expected, execution.outputs, execution),
+                    at,
+                    expected,
+                    execution.outputs,
+                )
             elif key in ("labels", "labels_include"):
                 labels = {label.key: label.value for label in execution.labels}
                 self.expect(
@@ -318,7 +341,7 @@ class Scenario:
                 ]
                 self.expect(self.matches(expected, states, execution), at, expected, states)
             else:
-                raise Mismatch(f"{self.name}: {at}: unknown expectation")
+                raise MismatchError(f"{self.name}: {at}: unknown expectation")
 
     def value_path(self, execution: Execution, task_run: TaskRun) -> list[str]:
         by_id = {t.id: t for t in execution.task_run_list}
@@ -336,7 +359,7 @@ class Scenario:
         if "count" in fields:
             self.expect(len(runs) == fields["count"], f"{where}.count", fields["count"], len(runs))
         if not runs and any(k != "count" for k in fields):
-            raise Mismatch(f"{self.name}: {where}: no task run")
+            raise MismatchError(f"{self.name}: {where}: no task run")
         for run in runs:
             for key, expected in fields.items():
                 at = f"{where}.{key}"
@@ -353,16 +376,19 @@ class Scenario:
                     actual = {state: counts.get(state, 0) for state in expected}
                 elif key == "outputs":
                     actual = run.outputs
-                    self.expect(self.matches(expected, actual, execution, partial=True), at, expected, actual)
+                    self.expect(
+                        self.matches(expected, actual, execution, partial=True),
+                        at,
+                        expected,
+                        actual,
+                    )
                     continue
                 else:
-                    raise Mismatch(f"{self.name}: {at}: unknown task run expectation")
+                    raise MismatchError(f"{self.name}: {at}: unknown task run expectation")
                 self.expect(self.matches(expected, actual, execution), at, expected, actual)
 
     def check_logs(self, expected: list[dict[str, Any]], execution: Execution, where: str) -> None:
-        logs = [
-            e for e in self.runtime.events_of(execution.id) if isinstance(e, LogEmitted)
-        ]
+        logs = [e for e in self.runtime.events_of(execution.id) if isinstance(e, LogEmitted)]
         for entry in expected:
             found = any(
                 (entry.get("task") is None or log.task_id == entry["task"])
@@ -391,4 +417,4 @@ async def run_scenario(path: Path, repository: FlowRepository, runtime_factory: 
         try:
             await Scenario(path, runtime).run()
         except ExecutionError as exc:
-            raise Mismatch(f"{path.stem}: {exc}") from exc
+            raise MismatchError(f"{path.stem}: {exc}") from exc

@@ -19,8 +19,9 @@ EXCLUSIONS = HERE / "conformance_exclusions.txt"
 
 
 def _scenarios() -> list[Path]:
-    from tests.conformance import ROOT
     import os
+
+    from tests.conformance import ROOT
 
     configured = os.environ.get("TIERCEL_CONFORMANCE_DIR")
     folder = Path(configured) if configured else ROOT.parent / "shared" / "conformance"

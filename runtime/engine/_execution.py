@@ -6,12 +6,13 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from datetime import datetime
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import structlog
 
 from actors import (
@@ -21,8 +22,6 @@ from actors import (
     Supervisor,
 )
 from runtime.engine._controller import Child, Controller, Phase, Start
-import msgspec
-
 from runtime.engine._document import Execution, Label, execution_json
 from runtime.engine._events import (
     AttemptEnded,
@@ -75,8 +74,7 @@ from runtime.engine._variables import (
 )
 from runtime.errors import InputValidationError
 from runtime.expressions import ExpressionError, is_truthy
-from runtime.inputs import resolve_inputs
-from runtime.storage import storage_for
+from runtime.inputs import coerce_type, resolve_inputs
 from runtime.model import (
     ConstantRetry,
     Duration,
@@ -87,16 +85,18 @@ from runtime.model import (
     RetryBehavior,
     Task,
 )
-from runtime.inputs import coerce_type
+from runtime.storage import storage_for
 from runtime.tasks.core.flow import (
     AllowFailure,
     FlowableTask,
-    Pause as PauseTask,
     PauseBehavior,
     Subflow,
     Switch,
     WaitFor,
     WorkingDirectory,
+)
+from runtime.tasks.core.flow import (
+    Pause as PauseTask,
 )
 
 _ids = itertools.count()
@@ -151,6 +151,8 @@ class ExecutionActor(Supervisor[object]):
         self.outputs = OutputsTree()
         self.outputs_of: dict[str, dict[str, Any]] = {}
         self.root: Controller | None = None
+        self.after: Controller | None = None
+        self.decided: State | None = None
         self.queue: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self.seq = 0
         self.killing = False
@@ -382,6 +384,12 @@ class ExecutionActor(Supervisor[object]):
         node = self.create_node(start.child, parent, start.phase, start.slot)
         self.later(self.launch, node)
 
+    def start_after_child(self, start: Start) -> None:
+        """Start a task of ``afterExecution`` (they run once the flow's state is decided)."""
+        node = self.create_node(start.child, None, start.phase, start.slot)
+        node.data["after"] = True
+        self.later(self.launch, node)
+
     def create_node(self, child: Child, parent: Node | None, phase: Phase, slot: int) -> Node:
         task_run_id = new_id()
         self.emit(
@@ -397,9 +405,9 @@ class ExecutionActor(Supervisor[object]):
             child.iteration,
         )  # fmt: skip
         self.nodes[task_run_id] = node
-        self.by_key[(parent.id if parent else None, child.task.id, child.value, child.iteration)] = (
-            task_run_id
-        )
+        self.by_key[
+            (parent.id if parent else None, child.task.id, child.value, child.iteration)
+        ] = task_run_id
         return node
 
     def launch(self, node: Node) -> None:
@@ -545,9 +553,9 @@ class ExecutionActor(Supervisor[object]):
         else:
             state = node.data.pop("last_state", State.SUCCESS)
             retry = self.effective_retry(node)
-            if state is State.SUCCESS and retry is not None and retry.warning_on_retry:
-                if node.attempts > 1:
-                    state = State.WARNING
+            retried = retry is not None and retry.warning_on_retry and node.attempts > 1
+            if state is State.SUCCESS and retried:
+                state = State.WARNING
             self.finish(node, state)
         self.drain()
 
@@ -596,11 +604,17 @@ class ExecutionActor(Supervisor[object]):
     def child_ended(self, node: Node) -> None:
         """A task run ended: tell its parent's controller, start what comes next."""
         parent = node.parent
-        controller = self.root if parent is None else parent.controller
+        if parent is None:
+            controller = self.after if node.data.get("after") else self.root
+        else:
+            controller = parent.controller
         if controller is None:
             return
         for start in controller.ended(node.phase, node.slot, node.state):
-            self.later(self.start_child, start, parent)
+            if controller is self.after:
+                self.later(self.start_after_child, start)
+            else:
+                self.later(self.start_child, start, parent)
         if controller.done:
             if parent is None:
                 return  # check_end handles the flow itself
@@ -644,7 +658,8 @@ class ExecutionActor(Supervisor[object]):
 
     def wait_for_next(self, node: Node) -> None:
         task = node.task
-        assert isinstance(task, WaitFor) and node.controller is not None
+        assert isinstance(task, WaitFor)
+        assert node.controller is not None
         state = node.controller.final_state()
         iteration = node.data["iteration"] + 1
         node.data["iteration"] = iteration
@@ -663,9 +678,14 @@ class ExecutionActor(Supervisor[object]):
             return
         frequency = task.check_frequency
         elapsed = self.services.clock.now() - node.data["started"]
-        if iteration >= frequency.max_iterations or elapsed >= frequency.max_duration.total_seconds():
+        if (
+            iteration >= frequency.max_iterations
+            or elapsed >= frequency.max_duration.total_seconds()
+        ):
             reason = "max iterations" if iteration >= frequency.max_iterations else "max duration"
-            self.system_log("WARN", f"{task.id}: {reason} reached after {iteration} iterations", node)
+            self.system_log(
+                "WARN", f"{task.id}: {reason} reached after {iteration} iterations", node
+            )
             self.finish(node, State.FAILED if task.fail_on_max_reached else State.SUCCESS)
             return
         node.data["waiting"] = True
@@ -769,9 +789,7 @@ class ExecutionActor(Supervisor[object]):
                 task.wait,
             )  # fmt: skip
         except Exception as exc:
-            self.ref.tell_nowait(
-                TaskLogged(node.id, node.attempts, "ERROR", describe_error(exc))
-            )
+            self.ref.tell_nowait(TaskLogged(node.id, node.attempts, "ERROR", describe_error(exc)))
             await self.ref.tell(ChildExecutionEnded(node.id, _FAILED_PLACEHOLDER))
             return
         node.data["child"] = child_id
@@ -917,7 +935,9 @@ class ExecutionActor(Supervisor[object]):
     def pause(self) -> CommandResult:
         current = self.execution.state.current
         if current is not State.RUNNING:
-            return CommandResult(False, f"only a RUNNING execution can be paused, not {current.value}")
+            return CommandResult(
+                False, f"only a RUNNING execution can be paused, not {current.value}"
+            )
         self.paused_by_user = True
         self.set_execution_state(State.PAUSED)
         return CommandResult(True)
@@ -925,7 +945,9 @@ class ExecutionActor(Supervisor[object]):
     def resume(self, inputs: dict[str, Any]) -> CommandResult:
         current = self.execution.state.current
         if current is not State.PAUSED:
-            return CommandResult(False, f"only a PAUSED execution can be resumed, not {current.value}")
+            return CommandResult(
+                False, f"only a PAUSED execution can be resumed, not {current.value}"
+            )
         for task_run_id in list(self.paused_nodes):
             result = self.resume_pause(self.nodes[task_run_id], inputs)
             if not result.ok:
@@ -996,14 +1018,16 @@ class ExecutionActor(Supervisor[object]):
             )  # fmt: skip
             node.state = task_run.state.current
             node.attempts = len(task_run.attempts or ())
-            if isinstance(task, PauseTask) and any(
-                h.state is State.PAUSED for h in task_run.state.histories
-            ) and task_run.state.current is not State.PAUSED:
+            if (
+                isinstance(task, PauseTask)
+                and any(h.state is State.PAUSED for h in task_run.state.histories)
+                and task_run.state.current is not State.PAUSED
+            ):
                 node.data["resumed"] = True
             nodes[task_run.id] = node
-            self.by_key[(task_run.parent_task_run_id, task.id, task_run.value, task_run.iteration)] = (
-                task_run.id
-            )
+            self.by_key[
+                (task_run.parent_task_run_id, task.id, task_run.value, task_run.iteration)
+            ] = task_run.id
             if task_run.outputs:
                 self.outputs_of[task_run.id] = dict(task_run.outputs)
                 self.outputs.put(task.id, node.value_path, task_run.outputs)
@@ -1059,10 +1083,20 @@ class ExecutionActor(Supervisor[object]):
                 return
             self.end(State.KILLED)
             return
-        state = self.root.final_state()
-        if any(n.data.get("retry_new_execution") for n in self.nodes.values()):
-            state = State.RETRIED
-        self.end(state)
+        if self.decided is None:
+            state = self.root.final_state()
+            if any(n.data.get("retry_new_execution") for n in self.nodes.values()):
+                state = State.RETRIED
+            self.decided = state
+            if self.flow.after_execution:
+                self.after = sequential(self.flow.after_execution, [], [])
+                for start in self.after.start():
+                    self.later(self.start_after_child, start)
+                self.drain()
+                return
+        if self.after is not None and not self.after.done:
+            return
+        self.end(self.decided)
 
     def end(self, state: State) -> None:
         self.finished = True
@@ -1113,7 +1147,9 @@ def _child_outputs(child: Execution) -> dict[str, Any]:
     tree = OutputsTree()
     for task_run in child.task_run_list:
         if task_run.outputs:
-            tree.put(task_run.task_id, (task_run.value,) if task_run.value else (), task_run.outputs)
+            tree.put(
+                task_run.task_id, (task_run.value,) if task_run.value else (), task_run.outputs
+            )
     return tree.root
 
 

@@ -102,7 +102,7 @@ def build_controller(task: FlowableTask, render: Render, render_typed: RenderTyp
         truthy = is_truthy(_text(rendered))
         return sequential(task.then if truthy else task.else_, errors, finally_)
     if isinstance(task, Switch):
-        value = _text(render(task.value))
+        value = _text(render(task.value)) or ""
         branch = task.cases.get(value)
         if branch is None:
             if not task.defaults:

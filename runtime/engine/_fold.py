@@ -179,7 +179,11 @@ class ExecutionFold:
     def _metric(self, event: MetricEmitted) -> None:
         attempt = self._attempt(event)
         for metric in attempt.metrics:
-            if metric.name == event.name and metric.type == event.type and metric.tags == event.tags:
+            if (
+                metric.name == event.name
+                and metric.type == event.type
+                and metric.tags == event.tags
+            ):
                 metric.value += event.value
                 return
         attempt.metrics.append(Metric(event.name, event.type, event.value, dict(event.tags)))

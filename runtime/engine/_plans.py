@@ -91,9 +91,7 @@ class GroupPlan(Plan[T]):
 
     def _fill(self) -> list[tuple[int, T]]:
         started: list[tuple[int, T]] = []
-        while (
-            not self.halted and self.pending and (self.limit == 0 or self.running < self.limit)
-        ):
+        while not self.halted and self.pending and (self.limit == 0 or self.running < self.limit):
             group = self.pending.popleft()
             self.positions[group] = 0
             self.running += 1

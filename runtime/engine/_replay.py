@@ -53,7 +53,9 @@ def replay_history(
     seq = 0
     events: list[Event] = []
 
-    def add(kind: type[Event], time: datetime, task_run: str | None = None, **fields: object) -> None:
+    def add(
+        kind: type[Event], time: datetime, task_run: str | None = None, **fields: object
+    ) -> None:
         nonlocal seq
         seq += 1
         events.append(
@@ -101,7 +103,12 @@ def replay_history(
                 continue  # AttemptStarted already moved it to RUNNING
             add(TaskRunStateChanged, entry.date, task_run.id, state=entry.state)
         if task_run.outputs and task_run.id not in restart:
-            add(OutputEmitted, task_run.state.histories[-1].date, task_run.id, outputs=task_run.outputs)
+            add(
+                OutputEmitted,
+                task_run.state.histories[-1].date,
+                task_run.id,
+                outputs=task_run.outputs,
+            )
         if task_run.id in restart:
             add(TaskRunStateChanged, now, task_run.id, state=State.RESTARTED)
     add(ExecutionStateChanged, now, state=State.RESTARTED)

@@ -13,13 +13,11 @@ from typing import Any, Self
 
 import anyio
 
-from actors import Actor, ActorRef, ActorSystem, Clock, RealClock
+from actors import Actor, ActorDeadError, ActorRef, ActorSystem, Clock, RealClock
 from runtime.engine._document import Execution
 from runtime.engine._events import Event, ExecutionCreated, ExecutionEnded
 from runtime.engine._execution import ExecutionActor, new_id
 from runtime.engine._fold import fold
-from runtime.engine._replay import replay_history
-from runtime.engine._retry import backoff_of, retry_for_task_run
 from runtime.engine._messages import (
     ChildExecutionEnded,
     CommandResult,
@@ -29,6 +27,8 @@ from runtime.engine._messages import (
     Restart,
     Resume,
 )
+from runtime.engine._replay import replay_history
+from runtime.engine._retry import backoff_of, retry_for_task_run
 from runtime.engine._services import Services
 from runtime.engine._states import State
 from runtime.errors import TiercelError
@@ -38,7 +38,6 @@ from runtime.inputs import resolve_inputs
 from runtime.model import ConcurrencyBehavior, Flow
 from runtime.parsing import parse_flow
 from runtime.statestore import MemoryStateStore
-from runtime.storage import storage_for
 
 
 class ExecutionError(TiercelError):
@@ -176,6 +175,9 @@ class Runtime:
         envs: Mapping[str, str] | None = None,
         shutdown_timeout: float = 10.0,
     ) -> None:
+        from runtime.plugins import load_entry_points
+
+        load_entry_points()
         self.clock = clock or RealClock()
         self.flows = flows or FlowRepository()
         self._temp: tempfile.TemporaryDirectory[str] | None = None
@@ -283,7 +285,11 @@ class Runtime:
             labels=list(all_labels.items()),
             parent_id=parent_id,
             trigger=trigger,
-            metadata=metadata or {"attemptNumber": 1, "originalCreatedDate": self.clock.utcnow().astimezone(UTC).isoformat()},
+            metadata=metadata
+            or {
+                "attemptNumber": 1,
+                "originalCreatedDate": self.clock.utcnow().astimezone(UTC).isoformat(),
+            },
         )
         channel = _Channel()
         self._channels[execution_id] = channel
@@ -426,7 +432,13 @@ class Runtime:
         if ref is None or not ref.is_alive:
             state = channel.execution.state.current.value if channel.execution else "unknown"
             raise ExecutionError(f"execution {execution_id} is {state}; it takes no commands")
-        result: CommandResult = await ref.ask(command)
+        try:
+            result: CommandResult = await ref.ask(command)
+        except ActorDeadError:
+            state = channel.execution.state.current.value if channel.execution else "unknown"
+            raise ExecutionError(
+                f"execution {execution_id} is {state}; it takes no commands"
+            ) from None
         if not result.ok:
             raise ExecutionError(result.message)
         return result
@@ -447,10 +459,12 @@ class Runtime:
         :raises ExecutionError: if it cannot be restarted in its current state.
         """
         channel = self._channel(execution_id)
-        if channel.ref is not None and channel.ref.is_alive:
+        if not channel.ended.is_set():
             result = await self._command(execution_id, Restart())
             assert result.snapshot is not None
             return result.snapshot
+        if channel.ref is not None:
+            await channel.ref.join()
         execution = channel.execution
         if execution is None:
             raise ExecutionError(f"execution {execution_id} has not started")
@@ -500,7 +514,9 @@ class Runtime:
         try:
             history = replay_history(execution, task_run_id, new_id_, self.clock.utcnow())
         except KeyError:
-            raise ExecutionError(f"execution {execution_id} has no task run {task_run_id}") from None
+            raise ExecutionError(
+                f"execution {execution_id} has no task run {task_run_id}"
+            ) from None
         replayed = _Channel()
         self._channels[new_id_] = replayed
         for event in history:

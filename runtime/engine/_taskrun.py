@@ -12,7 +12,7 @@ from actors import Actor, ActorRef
 from runtime.engine._messages import AttemptBegan, AttemptFinished, LabelsSet, TaskLogged
 from runtime.engine._states import State
 from runtime.expressions import ExpressionError, RenderHooks
-from runtime.tasks._api import RunContext, StateStore, TaskFailure
+from runtime.tasks._api import RunContext, StateStore, TaskFailedError
 
 if TYPE_CHECKING:
     from runtime.engine._services import Services
@@ -29,13 +29,13 @@ class TaskRunJob:
         "attempt_base",
         "execution_id",
         "flow_id",
+        "hooks",
         "namespace",
         "parent",
         "services",
         "task",
         "task_run_id",
         "value",
-        "hooks",
         "variables",
         "work_dir",
     )
@@ -155,7 +155,7 @@ class AttemptContext(RunContext):
 
 def describe_error(error: BaseException) -> str:
     """A one-line reason for a failed attempt, without a traceback for expected failures."""
-    if isinstance(error, TaskFailure | ExpressionError):
+    if isinstance(error, TaskFailedError | ExpressionError):
         return str(error)
     if isinstance(error, TimeoutError):
         return str(error) or "timed out"
@@ -179,11 +179,11 @@ class TaskRunActor(Actor[object]):
             if timeout is not None:
                 try:
                     with job.services.clock.fail_after(timeout.total_seconds()):
-                        outputs = await job.task.run(context)  # type: ignore[attr-defined]
+                        outputs = await job.task.run(context)
                 except TimeoutError:
-                    raise TaskFailure(f"Timeout after {timeout.iso()}") from None
+                    raise TaskFailedError(f"Timeout after {timeout.iso()}") from None
             else:
-                outputs = await job.task.run(context)  # type: ignore[attr-defined]
+                outputs = await job.task.run(context)
         except Exception as exc:
             parent.tell_nowait(
                 AttemptFinished(

@@ -64,7 +64,7 @@ class Task(Spec, kw_only=True):
     async def run(self, ctx: RunContext) -> dict[str, Any] | None:
         """Run one attempt of this task and return its outputs (runnable tasks only).
 
-        Raise to fail the attempt (``TaskFailure`` for an expected failure).
+        Raise to fail the attempt (``TaskFailedError`` for an expected failure).
         """
         raise NotImplementedError(f"{type(self).__name__} is not a runnable task")
 

@@ -10,7 +10,7 @@ from typing import Any
 from runtime.errors import TiercelError
 
 
-class TaskFailure(TiercelError):
+class TaskFailedError(TiercelError):
     """Raised by a task to fail its attempt with a message (no traceback in the logs).
 
     Any other exception fails the attempt too; this one says the failure is expected
@@ -46,7 +46,9 @@ class RunContext(ABC):
         """Write a log line of this attempt (``level``: TRACE, DEBUG, INFO, WARN, ERROR)."""
 
     @abstractmethod
-    def metric(self, name: str, kind: str, value: float, tags: Mapping[str, str] | None = None) -> None:
+    def metric(
+        self, name: str, kind: str, value: float, tags: Mapping[str, str] | None = None
+    ) -> None:
         """Record a ``counter`` or ``timer`` (seconds) entry; same name and tags add up."""
 
     @abstractmethod

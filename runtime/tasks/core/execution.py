@@ -7,7 +7,7 @@ from typing import Any
 
 from runtime.expressions import is_truthy
 from runtime.model._task import Task
-from runtime.tasks._api import RunContext, TaskFailure
+from runtime.tasks._api import RunContext, TaskFailedError
 from runtime.tasks._registry import task_type
 
 
@@ -28,10 +28,12 @@ class Fail(Task, kw_only=True):
 
     async def run(self, ctx: RunContext) -> dict[str, Any] | None:
         if self.condition is not None:
-            rendered = ctx.render(self.condition) if isinstance(self.condition, str) else self.condition
+            rendered = (
+                ctx.render(self.condition) if isinstance(self.condition, str) else self.condition
+            )
             if not is_truthy(_text(rendered)):
                 return None
-        raise TaskFailure(ctx.render_text(self.error_message))
+        raise TaskFailedError(ctx.render_text(self.error_message))
 
 
 @task_type(
@@ -58,15 +60,17 @@ class Labels(Task, kw_only=True):
             try:
                 rendered = json.loads(rendered)
             except json.JSONDecodeError as exc:
-                raise TaskFailure(f"labels must render to a JSON map: {exc.msg}") from None
+                raise TaskFailedError(f"labels must render to a JSON map: {exc.msg}") from None
         if isinstance(rendered, list):
             labels = {str(item["key"]): _text(item["value"]) or "" for item in rendered}
         elif isinstance(rendered, dict):
             labels = {str(key): _text(value) or "" for key, value in rendered.items()}
         else:
-            raise TaskFailure(f"labels must be a map or a list, found {type(rendered).__name__}")
+            raise TaskFailedError(
+                f"labels must be a map or a list, found {type(rendered).__name__}"
+            )
         if any(key.startswith("system.") for key in labels):
-            raise TaskFailure("labels starting with 'system.' cannot be set by a task")
+            raise TaskFailedError("labels starting with 'system.' cannot be set by a task")
         ctx.set_labels(labels)
         return None
 
@@ -83,6 +87,6 @@ class Resume(Task, kw_only=True):
     async def run(self, ctx: RunContext) -> dict[str, Any] | None:
         target = ctx.render_text(self.execution_id) if self.execution_id else None
         if target is None:
-            raise TaskFailure("executionId is required to resume an execution")
+            raise TaskFailedError("executionId is required to resume an execution")
         await ctx.resume_execution(target, ctx.render(self.inputs or {}))
         return None

@@ -10,7 +10,7 @@ import msgspec
 from runtime.model._common import Duration, Spec, is_template
 from runtime.model._inputs import Input
 from runtime.model._task import ChildKind, Task
-from runtime.tasks._api import RunContext, TaskFailure
+from runtime.tasks._api import RunContext, TaskFailedError
 from runtime.tasks._registry import task_type
 
 _LIST = ChildKind.LIST
@@ -314,7 +314,7 @@ class Sleep(Task, kw_only=True):
         try:
             duration = Duration.parse(str(ctx.render(self.duration)))
         except ValueError as exc:
-            raise TaskFailure(f"duration: {exc}") from None
+            raise TaskFailedError(f"duration: {exc}") from None
         await ctx.sleep(duration.total_seconds())
         return None
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from runtime.model._common import Duration
 from runtime.model._task import Task
-from runtime.tasks._api import RunContext, TaskFailure
+from runtime.tasks._api import RunContext, TaskFailedError
 from runtime.tasks._registry import task_type
 
 _FLOW_NAMESPACE = "{{ flow.namespace }}"
@@ -16,7 +16,7 @@ def _key(ctx: RunContext, namespace: str, key: str) -> tuple[str, str]:
     rendered_namespace = ctx.render_text(namespace)
     rendered_key = ctx.render_text(key)
     if not rendered_key:
-        raise TaskFailure("the key must not be empty")
+        raise TaskFailedError("the key must not be empty")
     return rendered_namespace, f"kv/{rendered_namespace}/{rendered_key}"
 
 
@@ -32,7 +32,7 @@ class KvGet(Task, kw_only=True):
         namespace, key = _key(ctx, self.namespace, self.key)
         value = await ctx.state_store().get(key)
         if value is None and self.error_on_missing:
-            raise TaskFailure(
+            raise TaskFailedError(
                 f"no value found for key {ctx.render_text(self.key)!r} in namespace {namespace!r}"
             )
         return {"value": value}
@@ -53,7 +53,9 @@ class KvSet(Task, kw_only=True):
         _, key = _key(ctx, self.namespace, self.key)
         store = ctx.state_store()
         if not self.overwrite and await store.get(key) is not None:
-            raise TaskFailure(f"key {ctx.render_text(self.key)!r} exists and overwrite is false")
+            raise TaskFailedError(
+                f"key {ctx.render_text(self.key)!r} exists and overwrite is false"
+            )
         ttl = self.ttl.total_seconds() if self.ttl is not None else None
         await store.put(key, ctx.render(self.value), ttl)
         return None
@@ -71,5 +73,5 @@ class KvDelete(Task, kw_only=True):
         _, key = _key(ctx, self.namespace, self.key)
         deleted = await ctx.state_store().delete(key)
         if not deleted and self.error_on_missing:
-            raise TaskFailure(f"no key {ctx.render_text(self.key)!r} to delete")
+            raise TaskFailedError(f"no key {ctx.render_text(self.key)!r} to delete")
         return {"deleted": deleted}

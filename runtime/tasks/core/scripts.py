@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
+
 from runtime.model._task import Task
-from runtime.tasks._api import RunContext, TaskFailure
+from runtime.tasks._api import RunContext, TaskFailedError
 from runtime.tasks._process import run_process
 from runtime.tasks._registry import task_type
 
@@ -54,7 +57,7 @@ class _ScriptTask(Task, kw_only=True):
         if self.output_files:
             outputs["outputFiles"] = await self._collect(ctx, workdir)
         if result.exit_code != 0:
-            raise TaskFailure(f"Command failed with exit code {result.exit_code}")
+            raise TaskFailedError(f"Command failed with exit code {result.exit_code}")
         if self.warning_on_std_err and result.stderr_lines:
             ctx.warn()
         return outputs
@@ -66,23 +69,31 @@ class _ScriptTask(Task, kw_only=True):
         if isinstance(files, str):
             rendered = ctx.render_typed(files)
             if not isinstance(rendered, dict):
-                raise TaskFailure("inputFiles must render to a map of file name to content")
+                raise TaskFailedError("inputFiles must render to a map of file name to content")
             files = rendered
         for name, content in files.items():
             target = (workdir / name).resolve()
             if workdir.resolve() not in target.parents:
-                raise TaskFailure(f"input file {name!r} would be written outside the working dir")
+                raise TaskFailedError(
+                    f"input file {name!r} would be written outside the working dir"
+                )
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(ctx.render_text(str(content)))
 
     async def _collect(self, ctx: RunContext, workdir: Path) -> dict[str, str]:
         found: dict[str, str] = {}
-        for pattern in self.output_files or ():
-            for path in sorted(workdir.glob(ctx.render_text(pattern))):
-                if path.is_file():
-                    name = str(path.relative_to(workdir))
-                    found[name] = await ctx.put_file(path, name.replace("/", "_"))
+        patterns = [ctx.render_text(pattern) for pattern in self.output_files or ()]
+        paths = await anyio.to_thread.run_sync(_matching_files, workdir, patterns)
+        for path in paths:
+            name = str(path.relative_to(workdir))
+            found[name] = await ctx.put_file(path, name.replace("/", "_"))
         return found
+
+
+def _matching_files(workdir: Path, patterns: list[str]) -> list[Path]:
+    """Files of ``workdir`` matching any glob pattern, each once, sorted."""
+    found = {path for pattern in patterns for path in workdir.glob(pattern) if path.is_file()}
+    return sorted(found)
 
 
 class _Commands(_ScriptTask, kw_only=True):

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from runtime.model._task import Task
-from runtime.tasks._api import RunContext, TaskFailure
+from runtime.tasks._api import RunContext, TaskFailedError
 from runtime.tasks._registry import task_type
 
 
@@ -43,7 +43,7 @@ class StateGet(_StateTask, kw_only=True):
         data = await ctx.state_store().get(key)
         if data is None:
             if _flag(ctx, self.error_on_missing):
-                raise TaskFailure(f"no state {key!r}")
+                raise TaskFailedError(f"no state {key!r}")
             return {"count": 0, "data": {}}
         return {"count": len(data), "data": data}
 
@@ -75,5 +75,5 @@ class StateDelete(_StateTask, kw_only=True):
         key = self.key(ctx)
         deleted = await ctx.state_store().delete(key)
         if not deleted and _flag(ctx, self.error_on_missing):
-            raise TaskFailure(f"no state {key!r} to delete")
+            raise TaskFailedError(f"no state {key!r} to delete")
         return {"deleted": deleted}

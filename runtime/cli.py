@@ -105,3 +105,7 @@ def run(
     sys.exit(
         run_flow_file(flow, Path(flow_file), _parse_inputs(inputs), as_json, flows_dir, data_dir)
     )
+
+
+if __name__ == "__main__":
+    main()

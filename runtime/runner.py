@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 from rich.console import Console
+from rich.markup import escape
 
 from runtime.engine import (
     Execution,
@@ -52,7 +53,7 @@ def run_flow_file(
         if folder is not None:
             repository.load_dir(folder)
     repository.add(flow)
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         return anyio.run(_run, flow, repository, inputs, as_json, data_dir, console)
     except InputValidationError as exc:
@@ -80,6 +81,8 @@ async def _run(
     if as_json:
         sys.stdout.write(execution_json(execution).decode() + "\n")
         sys.stdout.flush()
+    for key, value in (execution.outputs or {}).items():
+        console.print(f"output {key} = {value!r}", markup=False)
     duration = execution.state.duration or 0.0
     console.print(
         f"execution {execution.id} {execution.state.current.value} in {duration:.2f}s",
@@ -96,14 +99,11 @@ async def _follow(handle: ExecutionHandle, console: Console) -> Execution:
         elif isinstance(event, TaskRunStateChanged) and event.state in _SYMBOLS:
             task_id, value = task_ids.get(event.task_run_id or "", ("?", None))
             label = f"{task_id} [{value}]" if value is not None else task_id
-            console.print(f"{_SYMBOLS[event.state]} {label} {event.state.value}")
+            console.print(f"{_SYMBOLS[event.state]} {escape(label)} {event.state.value}")
         elif isinstance(event, LogEmitted) and event.level in ("WARN", "ERROR"):
-            console.print(f"  [dim]{event.task_id or ''}[/] {event.level}: {_plain(event.message)}")
+            where = escape(event.task_id or "")
+            console.print(f"  [dim]{where}[/] {event.level}: {escape(event.message)}")
     return await handle.result()
-
-
-def _plain(text: str) -> str:
-    return text.replace("[", r"\[")
 
 
 async def _kill_on_signal(handle: ExecutionHandle, scope: Any) -> None:

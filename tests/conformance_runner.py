@@ -15,7 +15,16 @@ from typing import Any
 
 import anyio
 
-from runtime.engine import Execution, ExecutionHandle, LogEmitted, Runtime, State, TaskRun
+from runtime.engine import (
+    Execution,
+    ExecutionHandle,
+    LogEmitted,
+    Runtime,
+    State,
+    TaskRun,
+    execution_json,
+    fold,
+)
 from runtime.engine._runtime import ExecutionError
 from runtime.flows import FlowRepository
 
@@ -413,8 +422,17 @@ def _text(value: Any) -> Any:
 
 
 async def run_scenario(path: Path, repository: FlowRepository, runtime_factory: Any) -> None:
+    """Run the scenario, then check that every execution is the fold of its events."""
     async with runtime_factory(repository) as runtime:
         try:
             await Scenario(path, runtime).run()
         except ExecutionError as exc:
             raise MismatchError(f"{path.stem}: {exc}") from exc
+        with anyio.fail_after(WAIT_SECONDS):
+            await runtime.wait_idle()
+        for execution in runtime.executions():
+            rebuilt = execution_json(fold(runtime.events_of(execution.id)))
+            if rebuilt != execution_json(execution):
+                raise MismatchError(
+                    f"{path.stem}: execution {execution.id} differs from its events"
+                )

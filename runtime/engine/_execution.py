@@ -52,6 +52,7 @@ from runtime.engine._messages import (
     Pause,
     Restart,
     Resume,
+    SubflowStarted,
     TaskLogged,
     TimerFired,
 )
@@ -793,6 +794,10 @@ class ExecutionActor(Supervisor[object]):
             await self.ref.tell(ChildExecutionEnded(node.id, _FAILED_PLACEHOLDER))
             return
         node.data["child"] = child_id
+        if node.state.terminal or self.killing:  # killed while the child was starting
+            await self.services.kill_execution(child_id)
+            return
+        await self.ref.tell(SubflowStarted(node.id, child_id))
         if not task.wait:
             self.ref.tell_nowait(
                 AttemptFinished(node.id, node.attempts, State.SUCCESS, {"executionId": child_id})
@@ -818,6 +823,11 @@ class ExecutionActor(Supervisor[object]):
         )
         labels.append(("system.correlationId", correlation))
         return labels
+
+    def on_subflow_started(self, message: SubflowStarted) -> None:
+        node = self.nodes.get(message.task_run_id)
+        if node is not None and not node.state.terminal:
+            self.record_outputs(node, {"executionId": message.execution_id})
 
     def on_child_execution_ended(self, message: ChildExecutionEnded) -> None:
         node = self.nodes.get(message.task_run_id)
@@ -1060,6 +1070,8 @@ class ExecutionActor(Supervisor[object]):
             self.on_timer(message)
         elif isinstance(message, ChildExecutionEnded):
             self.on_child_execution_ended(message)
+        elif isinstance(message, SubflowStarted):
+            self.on_subflow_started(message)
         elif isinstance(message, Kill):
             result = self.kill()
         elif isinstance(message, Pause):

@@ -99,3 +99,11 @@ class LabelsSet(msgspec.Struct):
 
     task_run_id: str
     labels: dict[str, str]
+
+
+@control_message
+class SubflowStarted(msgspec.Struct):
+    """A Subflow task run's child execution exists (its id becomes an output at once)."""
+
+    task_run_id: str
+    execution_id: str

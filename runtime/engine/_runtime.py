@@ -3,6 +3,7 @@ follows and controls one."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -159,11 +160,22 @@ class ExecutionHandle:
         return await self.runtime.restart(self.id)
 
 
+def envs_from_environment(prefix: str = "ENV_") -> dict[str, str]:
+    """Kestra's ``envs``: environment variables named ``{prefix}NAME``, as ``envs.name``."""
+    return {
+        name[len(prefix) :].lower(): value
+        for name, value in os.environ.items()
+        if name.startswith(prefix) and len(name) > len(prefix)
+    }
+
+
 class Runtime:
     """Tiercel's engine, embedded: ``async with Runtime() as runtime``.
 
     ``data_dir`` holds internal storage and working directories (a temporary folder by
     default). ``clock`` is the real clock unless a test passes a ``VirtualClock``.
+    ``envs`` is what expressions see as ``envs``; by default the environment variables
+    whose names start with ``env_prefix`` (``ENV_HOME`` becomes ``envs.home``).
     """
 
     def __init__(
@@ -173,6 +185,7 @@ class Runtime:
         clock: Clock | None = None,
         flows: FlowRepository | None = None,
         envs: Mapping[str, str] | None = None,
+        env_prefix: str = "ENV_",
         shutdown_timeout: float = 10.0,
     ) -> None:
         from runtime.plugins import load_entry_points
@@ -203,7 +216,7 @@ class Runtime:
             kill_execution=self.kill,
             resume_execution=self.resume,
             resolve_flow=self.flows.get,
-            envs=dict(envs or {}),
+            envs=dict(envs) if envs is not None else envs_from_environment(env_prefix),
         )
 
     async def __aenter__(self) -> Self:

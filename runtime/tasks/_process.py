@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from anyio.streams.text import TextReceiveStream
 
 from runtime.tasks._api import RunContext
@@ -97,10 +98,14 @@ async def run_process(
     Cancelled (a kill), the process group gets SIGTERM, then SIGKILL after a grace period.
     """
     result = ProcessResult()
-    process = await anyio.open_process(
-        list(argv), cwd=cwd, env={**os.environ, **env}, start_new_session=True
-    )
+    # Shielded: the process starts running before open_process returns, and a kill landing
+    # in between would leave it orphaned. The kill is then delivered inside the try below.
+    with anyio.CancelScope(shield=True):
+        process = await anyio.open_process(
+            list(argv), cwd=cwd, env={**os.environ, **env}, start_new_session=True
+        )
     try:
+        await anyio.lowlevel.checkpoint_if_cancelled()
         async with anyio.create_task_group() as tg:
             assert process.stdout is not None
             assert process.stderr is not None
@@ -120,6 +125,7 @@ async def run_process(
 async def _terminate(process: anyio.abc.Process) -> None:
     if process.returncode is not None:
         return
+
     _signal_group(process.pid, signal.SIGTERM)
     with anyio.move_on_after(KILL_GRACE_SECONDS):
         await process.wait()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import anyio
+from anyio.abc import TaskStatus
 from rich.console import Console
 from rich.markup import escape
 
@@ -75,7 +75,8 @@ async def _run(
     async with Runtime(flows=repository, data_dir=data_dir) as runtime:
         handle = await runtime.start(flow, inputs, strict_inputs=True)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_kill_on_signal, handle, tg.cancel_scope)
+            await tg.start(_kill_on_signal, handle)
+            console.print(f"execution {handle.id} of {flow.uid} started", markup=False)
             execution = await _follow(handle, console)
             tg.cancel_scope.cancel()
     if as_json:
@@ -106,8 +107,12 @@ async def _follow(handle: ExecutionHandle, console: Console) -> Execution:
     return await handle.result()
 
 
-async def _kill_on_signal(handle: ExecutionHandle, scope: Any) -> None:
+async def _kill_on_signal(
+    handle: ExecutionHandle, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """Ctrl-C (or SIGTERM) kills the execution; the run then ends as KILLED."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for _ in signals:
             try:
                 await handle.kill()

@@ -80,3 +80,29 @@ def test_subflows_are_found_next_to_the_flow_file(tmp_path: Path) -> None:
     result = tiercel("run", str(parent), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["taskRunList"][0]["outputs"]["state"] == "SUCCESS"
+
+
+def test_ctrl_c_kills_the_execution_cleanly(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    flow = tmp_path / "long.yaml"
+    flow.write_text("id: long\nnamespace: t\ntasks: [{id: s, type: Sleep, duration: PT1H}]\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "run", str(flow), "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    assert process.stderr is not None
+    first = process.stderr.readline()  # printed once Ctrl-C is handled
+    assert "started" in first
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    assert process.returncode == 1, err
+    execution = json.loads(out)
+    assert execution["state"]["current"] == "KILLED"
+    assert execution["taskRunList"][0]["state"]["current"] == "KILLED"
+    assert "Traceback" not in err

@@ -86,6 +86,7 @@ from runtime.model import (
     RetryBehavior,
     Task,
 )
+from runtime.model._common import as_text as _text
 from runtime.storage import storage_for
 from runtime.tasks.core.flow import (
     AllowFailure,
@@ -1169,14 +1170,6 @@ def _retry_interval(retry: Retry) -> float:
     if isinstance(retry, ConstantRetry | ExponentialRetry):
         return retry.interval.total_seconds()
     return retry.min_interval.total_seconds()
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _is_single_expression(template: str) -> bool:

@@ -11,6 +11,7 @@ from runtime.engine._plans import DagPlan, GroupPlan, Plan, SequentialPlan
 from runtime.errors import TiercelError
 from runtime.expressions import is_truthy
 from runtime.model import Task
+from runtime.model._common import as_text as _text
 from runtime.tasks.core.flow import (
     AllowFailure,
     Dag,
@@ -145,12 +146,4 @@ def _java(value: Any) -> str:
         return "{" + ", ".join(f"{k}={_java(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_java(v) for v in value) + "]"
-    return str(value)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
     return str(value)

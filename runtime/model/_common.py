@@ -63,3 +63,12 @@ def enc_hook(value: Any) -> Any:
 def is_template(value: object) -> bool:
     """Whether ``value`` is a string holding an expression to render at run time."""
     return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def as_text(value: Any) -> str | None:
+    """A scalar as Kestra prints it: booleans in lower case, None kept as None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

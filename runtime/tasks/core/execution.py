@@ -6,17 +6,10 @@ import json
 from typing import Any
 
 from runtime.expressions import is_truthy
+from runtime.model._common import as_text as _text
 from runtime.model._task import Task
 from runtime.tasks._api import RunContext, TaskFailedError
 from runtime.tasks._registry import task_type
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 @task_type("io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail", "Fail")

@@ -321,3 +321,16 @@ async def test_storage_size_limit(tmp_path: Path) -> None:
     small.write_bytes(b"x" * 10)
     uri = await storage.put_task_file("ns", "f", "e", "t", "small", small)
     assert storage.resolve(uri).read_bytes() == b"x" * 10
+
+
+async def test_resume_task_resumes_another_paused_execution() -> None:
+    waiting = "id: waiting\nnamespace: tests\ntasks:\n  - {id: gate, type: Pause}\n  - {id: after, type: Return, format: done}\n"
+    async with Runtime(clock=VirtualClock()) as runtime:
+        paused = await runtime.start(waiting)
+        await paused.wait_for_state(State.PAUSED)
+        resumer = f"id: resumer\nnamespace: tests\ntasks:\n  - {{id: go, type: io.kestra.plugin.core.execution.Resume, executionId: {paused.id}}}\n"
+        done = await runtime.run(resumer)
+        resumed = await paused.result()
+    assert done.state.current is State.SUCCESS
+    assert resumed.state.current is State.SUCCESS
+    assert resumed.task_run_list[-1].outputs == {"value": "done"}

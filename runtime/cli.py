@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -80,14 +81,16 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
     "--data",
     "data_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where internal storage and working files go (a temporary folder by default).",
+    default=lambda: os.environ.get("TIERCEL_DATA", ".tiercel"),
+    show_default="$TIERCEL_DATA or .tiercel",
+    help="Where the SQLite store, internal storage and working files go.",
 )
 def run(
     flow_file: str,
     inputs: tuple[str, ...],
     as_json: bool,
     flows_dir: Path | None,
-    data_dir: Path | None,
+    data_dir: Path,
 ) -> None:
     """Run one execution of FLOW_FILE in this process and wait for its end.
 
@@ -103,7 +106,9 @@ def run(
             click.echo(str(problem), err=True)
         sys.exit(2)
     sys.exit(
-        run_flow_file(flow, Path(flow_file), _parse_inputs(inputs), as_json, flows_dir, data_dir)
+        run_flow_file(
+            flow, Path(flow_file), _parse_inputs(inputs), as_json, flows_dir, Path(data_dir)
+        )
     )
 
 

@@ -16,7 +16,18 @@ FLOW_SUFFIXES = (".yaml", ".yml")
 
 def _content(flow: Flow) -> bytes:
     """The flow's document without its revision, to tell real changes from re-adds."""
-    return msgspec.json.encode(msgspec.structs.replace(flow, revision=None), enc_hook=enc_hook)
+    return msgspec.json.encode(
+        msgspec.structs.replace(flow, revision=None, source=None), enc_hook=enc_hook
+    )
+
+
+def flow_source(flow: Flow) -> str:
+    """The text of a flow: what it was parsed from, else its JSON (valid YAML too)."""
+    if flow.source is not None:
+        return flow.source
+    return msgspec.json.encode(
+        msgspec.structs.replace(flow, source=None), enc_hook=enc_hook
+    ).decode()
 
 
 class FlowRepository:

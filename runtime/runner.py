@@ -45,9 +45,9 @@ def run_flow_file(
     inputs: dict[str, str],
     as_json: bool,
     flows_dir: Path | None,
-    data_dir: Path | None,
+    data_dir: Path,
 ) -> int:
-    """Run ``flow`` to its end; return the process exit status."""
+    """Run ``flow`` to its end (stored in ``data_dir``); return the process exit status."""
     repository = FlowRepository()
     for folder in (flow_file.resolve().parent, flows_dir):
         if folder is not None:
@@ -67,12 +67,18 @@ async def _run(
     repository: FlowRepository,
     inputs: dict[str, str],
     as_json: bool,
-    data_dir: Path | None,
+    data_dir: Path,
     console: Console,
 ) -> int:
-    if data_dir is not None:
-        await anyio.Path(data_dir).mkdir(parents=True, exist_ok=True)
-    async with Runtime(flows=repository, data_dir=data_dir) as runtime:
+    await anyio.Path(data_dir).mkdir(parents=True, exist_ok=True)
+    async with Runtime(flows=repository, data_dir=data_dir, recover=False) as runtime:
+        unfinished = await runtime.store.unfinished()
+        if unfinished:
+            console.print(
+                f"note: {len(unfinished)} unfinished execution(s) in {data_dir} from an earlier "
+                "process; `tiercel server --data` resumes them",
+                markup=False,
+            )
         handle = await runtime.start(flow, inputs, strict_inputs=True)
         async with anyio.create_task_group() as tg:
             await tg.start(_kill_on_signal, handle)

@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from actors import Clock
 from runtime.tasks._api import StateStore
 
+if TYPE_CHECKING:
+    from runtime.store import Store
 
-class MemoryStateStore(StateStore):
-    """A state store in memory, with expiry on the runtime's clock."""
 
-    def __init__(self, clock: Clock) -> None:
+class StoreStateStore(StateStore):
+    """A namespace's documents in the runtime's store, with expiry on the runtime's clock."""
+
+    def __init__(self, store: Store, namespace: str, clock: Clock) -> None:
+        self._store = store
+        self._namespace = namespace
         self._clock = clock
-        self._values: dict[str, tuple[Any, float | None]] = {}
 
     async def get(self, key: str) -> Any | None:
-        entry = self._values.get(key)
-        if entry is None:
-            return None
-        value, expires = entry
-        if expires is not None and self._clock.now() >= expires:
-            del self._values[key]
-            return None
-        return copy.deepcopy(value)
+        return await self._store.kv_get(self._namespace, key, self._clock.utcnow())
 
     async def put(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
-        expires = None if ttl_seconds is None else self._clock.now() + ttl_seconds
-        self._values[key] = (copy.deepcopy(value), expires)
+        expires = None
+        if ttl_seconds is not None:
+            expires = self._clock.utcnow() + timedelta(seconds=ttl_seconds)
+        await self._store.kv_put(self._namespace, key, value, expires)
 
     async def delete(self, key: str) -> bool:
-        return self._values.pop(key, None) is not None
+        return await self._store.kv_delete(self._namespace, key)

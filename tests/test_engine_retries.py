@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from runtime.engine import State, TaskRunStateChanged
-from runtime.engine._document import TaskRun
+from runtime.model._execution import TaskRun
 from runtime.testing import CapturedExecution, run_flow
 
 FLAKY = """

@@ -25,7 +25,7 @@ from runtime.engine import (
     TaskRunStateChanged,
     worst_state,
 )
-from runtime.engine._states import check_execution_transition, check_task_run_transition
+from runtime.model._states import check_execution_transition, check_task_run_transition
 
 TERMINAL = [s for s in State if s.terminal]
 

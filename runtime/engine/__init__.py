@@ -1,17 +1,12 @@
 """The execution engine: executions and task runs as actors, and the embedding API."""
 
-from runtime.engine._document import (
-    Attempt,
-    Execution,
-    History,
-    Label,
-    Metric,
-    StateInfo,
-    TaskRun,
-    execution_dict,
-    execution_json,
+from runtime.engine._runtime import (
+    ExecutionError,
+    ExecutionHandle,
+    ExecutionNotFoundError,
+    Runtime,
 )
-from runtime.engine._events import (
+from runtime.model._events import (
     AnyEvent,
     AttemptEnded,
     AttemptStarted,
@@ -27,14 +22,19 @@ from runtime.engine._events import (
     TaskRunsRemoved,
     TaskRunStateChanged,
 )
-from runtime.engine._fold import ExecutionFold, FoldError, fold
-from runtime.engine._runtime import (
-    ExecutionError,
-    ExecutionHandle,
-    ExecutionNotFoundError,
-    Runtime,
+from runtime.model._execution import (
+    Attempt,
+    Execution,
+    History,
+    Label,
+    Metric,
+    StateInfo,
+    TaskRun,
+    execution_dict,
+    execution_json,
 )
-from runtime.engine._states import (
+from runtime.model._fold import ExecutionFold, FoldError, fold
+from runtime.model._states import (
     EXECUTION_TRANSITIONS,
     TASK_RUN_TRANSITIONS,
     IllegalTransitionError,

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from runtime.engine._plans import Plan, SequentialPlan
-from runtime.engine._states import State, worst_state
 from runtime.model import Task
+from runtime.model._states import State, worst_state
 
 
 class Phase(enum.Enum):

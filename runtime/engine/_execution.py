@@ -22,24 +22,7 @@ from actors import (
     Supervisor,
 )
 from runtime.engine._controller import Child, Controller, Phase, Start
-from runtime.engine._document import Execution, Label, execution_json
-from runtime.engine._events import (
-    AttemptEnded,
-    AttemptStarted,
-    Event,
-    ExecutionCreated,
-    ExecutionEnded,
-    ExecutionStateChanged,
-    LabelsChanged,
-    LogEmitted,
-    MetricEmitted,
-    OutputEmitted,
-    TaskRunCreated,
-    TaskRunsRemoved,
-    TaskRunStateChanged,
-)
 from runtime.engine._flowables import FlowableError, build_controller, sequential, switch_outputs
-from runtime.engine._fold import ExecutionFold
 from runtime.engine._hooks import ExecutionHooks
 from runtime.engine._messages import (
     AttemptBegan,
@@ -59,12 +42,6 @@ from runtime.engine._messages import (
 from runtime.engine._node import Kind, Node
 from runtime.engine._retry import next_delay, retry_policy
 from runtime.engine._services import EventSink, Services
-from runtime.engine._states import (
-    EXECUTION_TRANSITIONS,
-    TASK_RUN_TRANSITIONS,
-    State,
-    check_execution_transition,
-)
 from runtime.engine._taskrun import TaskRunActor, TaskRunJob, describe_error
 from runtime.engine._variables import (
     OutputsTree,
@@ -87,6 +64,29 @@ from runtime.model import (
     Task,
 )
 from runtime.model._common import as_text as _text
+from runtime.model._events import (
+    AttemptEnded,
+    AttemptStarted,
+    Event,
+    ExecutionCreated,
+    ExecutionEnded,
+    ExecutionStateChanged,
+    LabelsChanged,
+    LogEmitted,
+    MetricEmitted,
+    OutputEmitted,
+    TaskRunCreated,
+    TaskRunsRemoved,
+    TaskRunStateChanged,
+)
+from runtime.model._execution import Execution, Label, execution_json
+from runtime.model._fold import ExecutionFold
+from runtime.model._states import (
+    EXECUTION_TRANSITIONS,
+    TASK_RUN_TRANSITIONS,
+    State,
+    check_execution_transition,
+)
 from runtime.storage import storage_for
 from runtime.tasks.core.flow import (
     AllowFailure,
@@ -274,8 +274,15 @@ class ExecutionActor(Supervisor[object]):
                     self.stop_self()
                     return
             else:
+                execution = self.execution
+                if execution.state.current is State.QUEUED:
+                    return  # waits for its concurrency slot (Dequeued)
+                if execution.state.current is State.PAUSED and not any(
+                    t.state.current is State.PAUSED for t in execution.task_run_list
+                ):
+                    self.paused_by_user = True
                 self.rebuild_from_document()
-                if self.mode == "replay":
+                if self.mode == "replay" or execution.state.current.created:
                     self.set_execution_state(State.RUNNING)
             self.drain()
             return
@@ -450,8 +457,59 @@ class ExecutionActor(Supervisor[object]):
             parent = parent.parent
         return self.flow.retry
 
-    def launch_runnable(self, node: Node) -> None:
+    def retry_delay(self, node: Node) -> float | None:
+        """Seconds before the next attempt of a failed task run, or None if none is left."""
+        retry = self.effective_retry(node)
+        if retry is None or retry.behavior is not RetryBehavior.RETRY_FAILED_TASK:
+            return None
+        attempts = self.fold.task_run(node.id).attempts or []
+        if not attempts:
+            return 0.0
+        elapsed = (self.services.clock.utcnow() - attempts[0].state.start_date).total_seconds()
+        return next_delay(retry, len(attempts), elapsed, self.system.random)
+
+    def resume_lost_attempt(self, node: Node) -> bool:
+        """After a crash: end an attempt that was running as FAILED, and retry or fail.
+
+        Returns True when the task run was handled (the caller launches nothing).
+        """
         task_run = self.fold.task_run(node.id)
+        attempts = task_run.attempts or []
+        if attempts and not attempts[-1].state.current.terminal:
+            number = len(attempts)
+            self.emit(AttemptEnded, node.id, attempt=number, state=State.FAILED)
+            self.system_log(
+                "ERROR",
+                f"attempt {number} was running when Tiercel stopped; the process running it "
+                "was lost, so the attempt is marked FAILED",
+                node,
+            )
+            delay = self.retry_delay(node)
+            if delay is None:
+                self.finish(node, self.failed_state(node))
+            else:
+                self.set_task_run_state(node, State.RETRYING)
+                self.arm_timer(node, "relaunch", delay)
+            return True
+        if task_run.state.current is State.RETRYING and not node.data.pop("relaunch", False):
+            ended = attempts[-1].state.end_date if attempts else None
+            delay = self.retry_delay(node) or 0.0
+            if ended is not None:
+                waited = (self.services.clock.utcnow() - ended).total_seconds()
+                delay = max(0.0, delay - waited)
+            self.arm_timer(node, "relaunch", delay)
+            return True
+        return False
+
+    def launch_runnable(self, node: Node) -> None:
+        if self.resume_lost_attempt(node):
+            return
+        task_run = self.fold.task_run(node.id)
+        attempts_done = len(task_run.attempts or ())
+        elapsed = 0.0
+        if task_run.attempts:
+            first = task_run.attempts[0].state.start_date
+            elapsed = (self.services.clock.utcnow() - first).total_seconds()
         job = TaskRunJob(
             task=node.task,
             task_run_id=node.id,
@@ -469,7 +527,7 @@ class ExecutionActor(Supervisor[object]):
         ref = self.spawn(
             lambda: TaskRunActor(job),
             name=f"taskrun:{node.task.id}",
-            policy=retry_policy(self.effective_retry(node)),
+            policy=retry_policy(self.effective_retry(node), attempts_done, elapsed),
         )
         node.ref = ref
         self.by_ref[ref] = node
@@ -594,8 +652,11 @@ class ExecutionActor(Supervisor[object]):
                 self.finish(node, State.FAILED)
                 return
             if isinstance(task, WaitFor):
-                node.data.setdefault("iteration", 0)
-                node.data.setdefault("started", self.services.clock.now())
+                task_run = self.fold.task_run(node.id)
+                done = (task_run.outputs or {}).get("iterationCount", 0)
+                age = (self.services.clock.utcnow() - task_run.state.start_date).total_seconds()
+                node.data.setdefault("iteration", int(done))
+                node.data.setdefault("started", self.services.clock.now() - age)
                 node.controller = self.wait_for_controller(node, task)
         starts = node.controller.start()
         for start in starts:
@@ -709,7 +770,11 @@ class ExecutionActor(Supervisor[object]):
         if node.data.get("resumed"):
             self.launch_flowable(node)
             return
-        self.set_task_run_state(node, State.RUNNING)
+        task_run = self.fold.task_run(node.id)
+        already_paused = task_run.state.current is State.PAUSED
+        paused_at = task_run.state.histories[-1].date if already_paused else None
+        if not already_paused:
+            self.set_task_run_state(node, State.RUNNING)
         timers: list[tuple[str, str | None]] = [
             ("delay", task.delay),
             ("pauseDuration", task.pause_duration),
@@ -725,7 +790,9 @@ class ExecutionActor(Supervisor[object]):
                 self.system_log("ERROR", f"{task.id}.{kind}: {exc}", node)
                 self.finish(node, State.FAILED)
                 return
-            self.arm_timer(node, kind, seconds)
+            if paused_at is not None:  # re-armed after a restart: at the original due time
+                seconds -= (self.services.clock.utcnow() - paused_at).total_seconds()
+            self.arm_timer(node, kind, max(0.0, seconds))
         self.set_task_run_state(node, State.PAUSED)
         self.paused_nodes.add(node.id)
         if self.execution.state.current is State.RUNNING:
@@ -771,6 +838,15 @@ class ExecutionActor(Supervisor[object]):
     # -- Subflow ------------------------------------------------------------------------
 
     def launch_subflow(self, node: Node) -> None:
+        task_run = self.fold.task_run(node.id)
+        attempts = task_run.attempts or []
+        child = (task_run.outputs or {}).get("executionId")
+        if attempts and not attempts[-1].state.current.terminal and child:
+            node.attempts = len(attempts)
+            node.data["child"] = child
+            node.data.setdefault("first_attempt", self.services.clock.now())
+            self.start_task(self.services.watch_child, child, self.execution.id, node.id)
+            return
         self.set_task_run_state(node, State.RUNNING)
         node.data.setdefault("first_attempt", self.services.clock.now())
         node.attempts = len(self.fold.task_run(node.id).attempts or ()) + 1
@@ -896,7 +972,7 @@ class ExecutionActor(Supervisor[object]):
         self.send_after(seconds, TimerFired(node.id, kind, token))
 
     def clear_timers(self, node: Node) -> None:
-        for kind in ("delay", "pauseDuration", "timeout", "waitfor", "subflow"):
+        for kind in ("delay", "pauseDuration", "timeout", "waitfor", "subflow", "relaunch"):
             self.timers.pop((node.id, kind), None)
 
     def on_timer(self, message: TimerFired) -> None:
@@ -910,6 +986,9 @@ class ExecutionActor(Supervisor[object]):
             self.wait_for_resume(node)
         elif message.kind == "subflow":
             self.launch_subflow(node)
+        elif message.kind == "relaunch":
+            node.data["relaunch"] = True
+            self.launch_runnable(node)
         else:
             self.pause_expired(node, message.kind)
 

@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 
 from actors import control_message
-from runtime.engine._document import Execution
-from runtime.engine._states import State
+from runtime.model._execution import Execution
+from runtime.model._states import State
 
 
 @control_message

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
-from runtime.engine._states import State
+from runtime.model._states import State
 
 if TYPE_CHECKING:
     from actors import ActorRef

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from runtime.engine._document import Execution, TaskRun
-from runtime.engine._events import (
+from runtime.model._events import (
     AttemptEnded,
     AttemptStarted,
     Event,
@@ -16,7 +15,8 @@ from runtime.engine._events import (
     TaskRunCreated,
     TaskRunStateChanged,
 )
-from runtime.engine._states import State
+from runtime.model._execution import Execution, TaskRun
+from runtime.model._states import State
 
 
 def _kept(execution: Execution, task_run_id: str) -> tuple[list[TaskRun], set[str]]:

@@ -12,8 +12,8 @@ from actors import (
     RestartPolicy,
     RestartType,
 )
-from runtime.engine._document import Execution, TaskRun
 from runtime.model import ConstantRetry, ExponentialRetry, Flow, Retry, RetryBehavior
+from runtime.model._execution import Execution, TaskRun
 
 
 def backoff_of(retry: Retry) -> ConstantBackoff | ExponentialBackoff | RandomBackoff:
@@ -29,12 +29,23 @@ def backoff_of(retry: Retry) -> ConstantBackoff | ExponentialBackoff | RandomBac
     return RandomBackoff(retry.min_interval.total_seconds(), retry.max_interval.total_seconds())
 
 
-def retry_policy(retry: Retry | None) -> RestartPolicy:
-    """The kernel restart policy for a Kestra retry (none, or a new execution: no restart)."""
+def retry_policy(
+    retry: Retry | None, attempts_done: int = 0, elapsed: float = 0.0
+) -> RestartPolicy:
+    """The kernel restart policy for a Kestra retry (none, or a new execution: no restart).
+
+    ``attempts_done`` and ``elapsed`` account for attempts made before this actor started
+    (a restart, or a recovery after the process died), so limits hold across them.
+    """
     if retry is None or retry.behavior is RetryBehavior.CREATE_NEW_EXECUTION:
         return RestartPolicy(RestartType.TEMPORARY)
+    limit = retry.attempts_limit
+    if limit is not None:
+        limit = max(1, limit - attempts_done)
     duration = retry.max_duration.total_seconds() if retry.max_duration is not None else None
-    return RestartPolicy(RestartType.TRANSIENT, backoff_of(retry), retry.attempts_limit, duration)
+    if duration is not None:
+        duration = max(0.0, duration - elapsed)
+    return RestartPolicy(RestartType.TRANSIENT, backoff_of(retry), limit, duration)
 
 
 def next_delay(

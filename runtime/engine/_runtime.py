@@ -15,10 +15,7 @@ from typing import Any, Self
 import anyio
 
 from actors import Actor, ActorDeadError, ActorRef, ActorSystem, Clock, RealClock
-from runtime.engine._document import Execution
-from runtime.engine._events import Event, ExecutionCreated, ExecutionEnded
 from runtime.engine._execution import ExecutionActor, new_id
-from runtime.engine._fold import fold
 from runtime.engine._messages import (
     ChildExecutionEnded,
     CommandResult,
@@ -31,14 +28,18 @@ from runtime.engine._messages import (
 from runtime.engine._replay import replay_history
 from runtime.engine._retry import backoff_of, retry_for_task_run
 from runtime.engine._services import Services
-from runtime.engine._states import State
 from runtime.errors import TiercelError
 from runtime.expressions import ExpressionEngine
-from runtime.flows import FlowRepository
+from runtime.flows import FlowRepository, flow_source
 from runtime.inputs import resolve_inputs
 from runtime.model import ConcurrencyBehavior, Flow
+from runtime.model._events import Event, ExecutionCreated, ExecutionEnded
+from runtime.model._execution import Execution
+from runtime.model._fold import fold
+from runtime.model._states import State
 from runtime.parsing import parse_flow
-from runtime.statestore import MemoryStateStore
+from runtime.statestore import StoreStateStore
+from runtime.store import MemoryStore, SqliteStore, Store
 
 
 class ExecutionError(TiercelError):
@@ -52,9 +53,20 @@ class ExecutionNotFoundError(ExecutionError, LookupError):
 class _Channel:
     """The events of one execution: kept in order, with waiters for new ones."""
 
-    __slots__ = ("ended", "events", "execution", "ref", "started", "waiters")
+    __slots__ = (
+        "ended",
+        "events",
+        "execution",
+        "ref",
+        "snapshot_seq",
+        "started",
+        "store",
+        "waiters",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.snapshot_seq = 0
         self.events: list[Event] = []
         self.waiters: list[anyio.Event] = []
         self.started = anyio.Event()
@@ -64,6 +76,15 @@ class _Channel:
 
     def publish(self, event: Event) -> None:
         self.events.append(event)
+        self.store.append(event)
+        execution = self.execution
+        if execution is not None and (
+            type(event) is ExecutionEnded
+            or event.seq - self.snapshot_seq >= max(SNAPSHOT_EVERY, len(execution.task_run_list))
+        ):
+            # Snapshots only now and then: their cost grows with the execution's size.
+            self.snapshot_seq = event.seq
+            self.store.snapshot(execution, event.seq)
         if self.waiters:
             self.wake()
 
@@ -71,6 +92,10 @@ class _Channel:
         waiters, self.waiters = self.waiters, []
         for waiter in waiters:
             waiter.set()
+
+
+SNAPSHOT_EVERY = 2000
+"""Events between two snapshots of an execution (at least: as many as it has task runs)."""
 
 
 class ExecutionHandle:
@@ -176,6 +201,10 @@ class Runtime:
     default). ``clock`` is the real clock unless a test passes a ``VirtualClock``.
     ``envs`` is what expressions see as ``envs``; by default the environment variables
     whose names start with ``env_prefix`` (``ENV_HOME`` becomes ``envs.home``).
+
+    ``store`` keeps executions: by default SQLite in ``data_dir/tiercel.db`` when a data
+    folder is given, memory otherwise. With ``recover`` (the default), entering the runtime
+    resumes every execution the store holds unfinished.
     """
 
     def __init__(
@@ -184,9 +213,11 @@ class Runtime:
         data_dir: Path | None = None,
         clock: Clock | None = None,
         flows: FlowRepository | None = None,
+        store: Store | None = None,
         envs: Mapping[str, str] | None = None,
         env_prefix: str = "ENV_",
         shutdown_timeout: float = 10.0,
+        recover: bool = True,
     ) -> None:
         from runtime.plugins import load_entry_points
 
@@ -197,10 +228,16 @@ class Runtime:
         if data_dir is None:
             self._temp = tempfile.TemporaryDirectory(prefix="tiercel-")
             data_dir = Path(self._temp.name)
+        self.recover_on_start = recover
+        if store is None:
+            store = (
+                MemoryStore() if self._temp is not None else SqliteStore(data_dir / "tiercel.db")
+            )
+        self.store = store
         self.data_dir = data_dir
         self.system = ActorSystem("tiercel", clock=self.clock, shutdown_timeout=shutdown_timeout)
         self.expressions = ExpressionEngine()
-        self._state_stores: dict[str, MemoryStateStore] = {}
+        self._state_stores: dict[str, StoreStateStore] = {}
         self._channels: dict[str, _Channel] = {}
         self._running: dict[str, set[str]] = defaultdict(set)
         self._queued: dict[str, deque[tuple[Flow, ExecutionCreated]]] = defaultdict(deque)
@@ -215,12 +252,20 @@ class Runtime:
             start_child=self._start_child,
             kill_execution=self.kill,
             resume_execution=self.resume,
+            watch_child=self._watch_child,
             resolve_flow=self.flows.get,
             envs=dict(envs) if envs is not None else envs_from_environment(env_prefix),
         )
 
     async def __aenter__(self) -> Self:
-        await self.system.__aenter__()
+        await self.store.open()
+        try:
+            await self.system.__aenter__()
+        except BaseException:
+            await self.store.close()
+            raise
+        if self.recover_on_start:
+            await self.recover()
         return self
 
     async def __aexit__(
@@ -232,16 +277,80 @@ class Runtime:
         try:
             await self.system.__aexit__(exc_type, exc, tb)
         finally:
-            if self._temp is not None:
-                self._temp.cleanup()
+            try:
+                await self.store.close()
+            finally:
+                if self._temp is not None:
+                    self._temp.cleanup()
+
+    async def recover(self) -> list[str]:
+        """Resume every execution the store holds unfinished (after a crash or a stop).
+
+        Each is rebuilt from its events; attempts that were running are marked FAILED
+        ("process lost") and retried by their policy; timers are re-armed at their due times.
+        Returns the ids of the executions resumed.
+        """
+        resumed: list[str] = []
+        for execution_id in await self.store.unfinished():
+            if execution_id in self._channels:
+                continue
+            events = await self.store.events(execution_id)
+            if not events or not isinstance(events[0], ExecutionCreated):
+                continue
+            created = events[0]
+            flow = await self._flow_for(created.namespace, created.flow_id, created.flow_revision)
+            if flow is None:
+                self.system.log.error(
+                    "cannot recover an execution: its flow is unknown",
+                    execution_id=execution_id,
+                    flow=f"{created.namespace}.{created.flow_id}",
+                )
+                continue
+            channel = _Channel(self.store)
+            channel.events = list(events)
+            channel.snapshot_seq = events[-1].seq
+            self._channels[execution_id] = channel
+            if fold(events).state.current is State.QUEUED:
+                self._queued[flow.uid].append((flow, created))
+            else:
+                self._running[flow.uid].add(execution_id)
+
+            def on_end(done: Execution, flow: Flow = flow) -> None:
+                self._ended(flow, done)
+
+            actor = ExecutionActor(
+                flow, self.services, channel, history=events, on_end=on_end, mode="recover"
+            )
+            actor.channel = channel
+            channel.ref = self._spawn_actor(actor, execution_id)
+            resumed.append(execution_id)
+        for execution_id in resumed:
+            await self._channels[execution_id].started.wait()
+        return resumed
+
+    def _spawn_actor(self, actor: ExecutionActor, execution_id: str) -> ActorRef[object]:
+        return self.system.spawn(lambda: actor, name=f"execution:{execution_id}")
+
+    async def _flow_for(self, namespace: str, flow_id: str, revision: int) -> Flow | None:
+        flow = self.flows.get(namespace, flow_id, revision)
+        if flow is not None:
+            return flow
+        for stored in await self.store.flow_revisions(namespace, flow_id):
+            if stored.revision == revision:
+                parsed = parse_flow(stored.source, f"{namespace}.{flow_id}@{revision}")
+                parsed.revision = revision
+                return self.flows.add(parsed)
+        return None
 
     # -- starting -----------------------------------------------------------------------
 
-    def _state_store(self, namespace: str) -> MemoryStateStore:
-        store = self._state_stores.get(namespace)
-        if store is None:
-            store = self._state_stores[namespace] = MemoryStateStore(self.clock)
-        return store
+    def _state_store(self, namespace: str) -> StoreStateStore:
+        found = self._state_stores.get(namespace)
+        if found is None:
+            found = self._state_stores[namespace] = StoreStateStore(
+                self.store, namespace, self.clock
+            )
+        return found
 
     def _channel(self, execution_id: str) -> _Channel:
         try:
@@ -304,10 +413,12 @@ class Runtime:
                 "originalCreatedDate": self.clock.utcnow().astimezone(UTC).isoformat(),
             },
         )
-        channel = _Channel()
+        await self.store.save_flow(flow.namespace, flow.id, flow.revision or 1, flow_source(flow))
+        channel = _Channel(self.store)
         self._channels[execution_id] = channel
         self._spawn(flow, created, channel)
         await channel.started.wait()
+        await self.store.flush()  # the execution is durable before anyone hears of it
         return ExecutionHandle(self, execution_id)
 
     def _spawn(self, flow: Flow, created: ExecutionCreated, channel: _Channel) -> None:
@@ -400,6 +511,25 @@ class Runtime:
         self._follow_ups += 1
         self.system.spawn(lambda: _Once(go), name="retry-new-execution")
 
+    async def _watch_child(self, child_id: str, parent_id: str, task_run_id: str) -> None:
+        """Tell ``parent_id`` when its subflow ``child_id`` ends (at once if it has)."""
+        channel = self._channels.get(child_id)
+        ended: Execution | None = None
+        if channel is not None:
+            if channel.ended.is_set():
+                ended = channel.execution
+            else:
+                self._watchers[child_id].append((parent_id, task_run_id))
+                return
+        else:
+            ended = await self.store.get_execution(child_id)
+            if ended is not None and not ended.state.current.terminal:
+                self._watchers[child_id].append((parent_id, task_run_id))
+                return
+        parent = self._channels.get(parent_id)
+        if ended is not None and parent is not None and parent.ref is not None:
+            parent.ref.tell_nowait(ChildExecutionEnded(task_run_id, ended))
+
     async def _start_child(
         self,
         parent: Execution,
@@ -454,6 +584,7 @@ class Runtime:
             ) from None
         if not result.ok:
             raise ExecutionError(result.message)
+        await self.store.flush()
         return result
 
     async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
@@ -530,7 +661,7 @@ class Runtime:
             raise ExecutionError(
                 f"execution {execution_id} has no task run {task_run_id}"
             ) from None
-        replayed = _Channel()
+        replayed = _Channel(self.store)
         self._channels[new_id_] = replayed
         for event in history:
             replayed.publish(event)

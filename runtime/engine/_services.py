@@ -11,9 +11,9 @@ from actors import Clock
 from runtime.expressions import ExpressionEngine
 
 if TYPE_CHECKING:
-    from runtime.engine._document import Execution
-    from runtime.engine._events import Event
     from runtime.model import Flow
+    from runtime.model._events import Event
+    from runtime.model._execution import Execution
     from runtime.tasks._api import StateStore
 
 
@@ -54,6 +54,7 @@ class Services:
     start_child: ChildStarter
     kill_execution: Callable[[str], Awaitable[None]]
     resume_execution: Callable[[str, dict[str, Any]], Awaitable[None]]
+    watch_child: Callable[[str, str, str], Awaitable[None]]
     resolve_flow: Callable[[str, str, int | None], Flow | None]
     envs: Mapping[str, str] = field(default_factory=dict)
     trace_logs: bool = False

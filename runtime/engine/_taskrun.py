@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from actors import Actor, ActorRef
 from runtime.engine._messages import AttemptBegan, AttemptFinished, LabelsSet, TaskLogged
-from runtime.engine._states import State
 from runtime.expressions import ExpressionError, RenderHooks
+from runtime.model._states import State
 from runtime.tasks._api import RunContext, StateStore, TaskFailedError
 
 if TYPE_CHECKING:

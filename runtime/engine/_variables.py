@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runtime.engine._document import Execution
     from runtime.engine._node import Node
     from runtime.model import Flow
+    from runtime.model._execution import Execution
 
 
 class OutputsTree:

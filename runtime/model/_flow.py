@@ -63,6 +63,8 @@ class Flow(Spec, kw_only=True):
     triggers: list[Trigger] = msgspec.field(default_factory=list)
     disabled: bool = False
     plugin_defaults: list[PluginDefault] = msgspec.field(default_factory=list)
+    source: str | None = None
+    """The text the flow was parsed from (not a document key; kept to store revisions)."""
 
     @property
     def uid(self) -> str:

@@ -36,6 +36,7 @@ def parse_flow(
     flow, problems = build_flow(located, source, registry)
     if problems or flow is None:
         raise FlowValidationError(problems or [Problem(message="invalid flow", file=source)])
+    flow.source = text
     return flow
 
 

@@ -2,7 +2,7 @@
 
 Every event carries the execution id, the task run id and attempt number it concerns
 (None when it concerns the execution as a whole), a per-execution sequence number and a
-timestamp. The execution document is a pure fold over them (``runtime.engine._fold``).
+timestamp. The execution document is a pure fold over them (``runtime.model._fold``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from runtime.engine._states import State
+from runtime.model._states import State
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="event", rename="camel"):

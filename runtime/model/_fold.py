@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from runtime.engine._document import Attempt, Execution, Label, Metric, StateInfo, TaskRun
-from runtime.engine._events import (
+from runtime.errors import TiercelError
+from runtime.model._events import (
     AnyEvent,
     AttemptEnded,
     AttemptStarted,
@@ -21,8 +21,8 @@ from runtime.engine._events import (
     TaskRunsRemoved,
     TaskRunStateChanged,
 )
-from runtime.engine._states import State
-from runtime.errors import TiercelError
+from runtime.model._execution import Attempt, Execution, Label, Metric, StateInfo, TaskRun
+from runtime.model._states import State
 
 
 class FoldError(TiercelError):
@@ -55,6 +55,15 @@ class ExecutionFold:
             MetricEmitted: self._metric,
             LogEmitted: _ignore,
         }
+
+    @classmethod
+    def load(cls, execution: Execution, last_seq: int) -> ExecutionFold:
+        """A fold that starts from a snapshot taken after event ``last_seq``."""
+        state = cls()
+        state.execution = execution
+        state._by_id = {task_run.id: task_run for task_run in execution.task_run_list}
+        state.last_seq = last_seq
+        return state
 
     def task_run(self, task_run_id: str) -> TaskRun:
         """The task run with this id.

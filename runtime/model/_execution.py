@@ -1,6 +1,6 @@
 """The execution document: the JSON shape Kestra's API uses (camelCase), kept in memory.
 
-These Structs are mutable on purpose: the fold (``runtime.engine._fold``) applies each
+These Structs are mutable on purpose: the fold (``runtime.model._fold``) applies each
 event to them in place, which keeps the cost of an event constant however large the
 execution grows. Nothing else mutates them.
 """
@@ -12,7 +12,8 @@ from typing import Any
 
 import msgspec
 
-from runtime.engine._states import State
+from runtime.model._common import enc_hook
+from runtime.model._states import State
 
 
 class History(msgspec.Struct, rename="camel"):
@@ -108,13 +109,7 @@ class Execution(msgspec.Struct, rename="camel"):
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-def _enc_hook(value: Any) -> Any:
-    from runtime.model._common import enc_hook
-
-    return enc_hook(value)
-
-
-_ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
+_ENCODER = msgspec.json.Encoder(enc_hook=enc_hook)
 
 
 def execution_json(execution: Execution) -> bytes:

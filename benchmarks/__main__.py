@@ -1,4 +1,4 @@
-"""``python -m benchmarks [WORKLOAD ...] [--json] [--quick]``."""
+"""``python -m benchmarks [WORKLOAD ...] [--store memory|sqlite] [--json] [--quick]``."""
 
 from __future__ import annotations
 
@@ -6,13 +6,34 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from benchmarks import actors_bench
+from benchmarks import actors_bench, engine_bench
 from benchmarks._report import Figure, print_json, print_table
 from runtime.logging import configure_logging
 
-WORKLOADS: dict[str, Callable[[bool], list[Figure]]] = {
-    "actors": actors_bench.run,
+STORES = ("memory", "sqlite")
+
+
+def _store_workload(name: str) -> Callable[[list[str], bool], list[Figure]]:
+    return lambda stores, quick: engine_bench.run_store_workload(name, stores, quick)
+
+
+WORKLOADS: dict[str, Callable[[list[str], bool], list[Figure]]] = {
+    "actors": lambda stores, quick: actors_bench.run(quick),
+    "coldstart": lambda stores, quick: engine_bench.coldstart(quick),
+    **{name: _store_workload(name) for name in engine_bench.STORE_WORKLOADS},
 }
+
+
+def compare_stores(figures: list[Figure]) -> None:
+    """Give each SQLite figure its ratio to the same figure on the memory store."""
+    memory = {(f.name, tuple(sorted(f.params.items()))): f for f in figures if f.store == "memory"}
+    for figure in figures:
+        if figure.store != "sqlite" or figure.ratio is not None:
+            continue
+        twin = memory.get((figure.name, tuple(sorted(figure.params.items()))))
+        if twin is not None and twin.value:
+            figure.ratio = figure.value / twin.value
+            figure.ratio_to = "memory"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,6 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="WORKLOAD",
         help=f"workloads to run (default: all): {', '.join(WORKLOADS)}",
     )
+    parser.add_argument(
+        "--store",
+        action="append",
+        choices=STORES,
+        help="store(s) for the engine workloads (default: memory and sqlite)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument(
         "--quick", action="store_true", help="a tenth of the usual sizes (smoke run)"
@@ -36,9 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unknown workload {', '.join(map(repr, unknown))}; choose from {', '.join(WORKLOADS)}"
         )
     configure_logging("error")
+    stores = args.store or list(STORES)
     figures: list[Figure] = []
     for name in args.workloads or list(WORKLOADS):
-        figures.extend(WORKLOADS[name](args.quick))
+        figures.extend(WORKLOADS[name](stores, args.quick))
+    compare_stores(figures)
     if args.json:
         print_json(figures)
     else:

@@ -78,6 +78,8 @@ def print_table(figures: Sequence[Figure]) -> None:
     """A human-readable table, with the machine underneath."""
     table = Table(title="Tiercel benchmarks")
     table.add_column("figure")
+    table.add_column("store")
+    table.add_column("params")
     table.add_column("value", justify="right")
     table.add_column("unit")
     table.add_column("vs.", justify="right")
@@ -85,8 +87,11 @@ def print_table(figures: Sequence[Figure]) -> None:
         ratio = ""
         if figure.ratio is not None:
             ratio = f"{figure.ratio:.2f} x {figure.ratio_to}"
-        table.add_row(figure.name, _format(figure.value), figure.unit, ratio)
-    console = Console()
+        params = " ".join(f"{k}={v}" for k, v in figure.params.items())
+        table.add_row(
+            figure.name, figure.store or "", params, _format(figure.value), figure.unit, ratio
+        )
+    console = Console(width=max(Console().width, 160))
     console.print(table)
     info = machine()
     console.print(

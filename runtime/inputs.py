@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlparse
 
@@ -204,7 +205,7 @@ _SCALARS: dict[InputType, Callable[[Any], Any]] = {
     InputType.EMAIL: _to_email,
     InputType.ENUM: _as_text,
     InputType.SELECT: _as_text,
-    InputType.FILE: _as_text,
+    InputType.FILE: lambda raw: str(raw) if isinstance(raw, PurePath) else _as_text(raw),
 }
 
 

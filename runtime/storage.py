@@ -113,6 +113,20 @@ class LocalStorage:
             if partial.exists():
                 partial.unlink()
 
+    async def put_input_file(
+        self, namespace: str, flow_id: str, execution_id: str, input_id: str, source: Path
+    ) -> str:
+        """Copy an uploaded FILE input (streamed) into the execution's folder; return its URI.
+
+        :raises StorageError: if the file is larger than the limit.
+        """
+        folder = self.execution_dir(namespace, flow_id, execution_id) / "inputs" / input_id
+        await aiofiles.os.makedirs(folder, exist_ok=True)
+        name = source.name if _SAFE_NAME.match(source.name) else "upload"
+        target = self._inside(folder.relative_to(self.root) / name)
+        await self._copy(source, target)
+        return self.uri_for(target)
+
     def read_text(self, uri: str, limit: int = 10 * 1024 * 1024) -> str:
         """The text of a stored file (for the ``read()`` expression function).
 

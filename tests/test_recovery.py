@@ -28,7 +28,8 @@ async def crash_after(
                 async for _ in handle.changes():
                     if until(handle):  # type: ignore[operator]
                         break
-            scope.cancel()  # the process "dies": no graceful stop of the execution
+            await runtime.store.flush()  # what happened so far is durable...
+            scope.cancel()  # ...then the process "dies": no graceful stop of the execution
             await anyio.sleep_forever()
     return execution_id
 
@@ -118,6 +119,7 @@ tasks:
             execution_id = handle.id
             await handle.wait_for_state(State.PAUSED)
             await clock.advance(20.0)
+            await runtime.store.flush()
             scope.cancel()
             await anyio.sleep_forever()
     second = VirtualClock(start=clock.now())

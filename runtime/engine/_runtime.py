@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -28,17 +28,18 @@ from runtime.engine._messages import (
 from runtime.engine._replay import replay_history
 from runtime.engine._retry import backoff_of, retry_for_task_run
 from runtime.engine._services import Services
-from runtime.errors import TiercelError
+from runtime.errors import InputValidationError, Problem, TiercelError
 from runtime.expressions import ExpressionEngine
 from runtime.flows import FlowRepository, flow_source
 from runtime.inputs import resolve_inputs
-from runtime.model import ConcurrencyBehavior, Flow
+from runtime.model import ConcurrencyBehavior, FileInput, Flow
 from runtime.model._events import Event, ExecutionCreated, ExecutionEnded
 from runtime.model._execution import Execution
 from runtime.model._fold import fold
 from runtime.model._states import State
 from runtime.parsing import parse_flow
 from runtime.statestore import StoreStateStore
+from runtime.storage import storage_for
 from runtime.store import MemoryStore, SqliteStore, Store
 
 
@@ -393,6 +394,7 @@ class Runtime:
             else dict(inputs or {})
         )
         execution_id = execution_id or new_id()
+        values = await self._upload_file_inputs(flow, execution_id, values)
         all_labels = dict(flow.labels)
         all_labels.update(labels or {})
         all_labels.setdefault("system.correlationId", execution_id)
@@ -420,6 +422,56 @@ class Runtime:
         await channel.started.wait()
         await self.store.flush()  # the execution is durable before anyone hears of it
         return ExecutionHandle(self, execution_id)
+
+    async def _upload_file_inputs(
+        self, flow: Flow, execution_id: str, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """FILE inputs given as local files go to internal storage; the value is the URI."""
+        storage = storage_for(self.data_dir)
+        for spec in flow.inputs:
+            if not isinstance(spec, FileInput):
+                continue
+            value = values.get(spec.id)
+            if isinstance(value, Path) or (
+                isinstance(value, str) and not value.startswith("kestra://")
+            ):
+                path = Path(value)
+                if not await anyio.Path(path).is_file():
+                    raise InputValidationError(
+                        [Problem(message=f"input {spec.id!r} (FILE): no file at {value}")]
+                    )
+                values[spec.id] = await storage.put_input_file(
+                    flow.namespace, flow.id, execution_id, spec.id, path
+                )
+        return values
+
+    async def delete_execution(self, execution_id: str) -> bool:
+        """Delete a finished execution with its events, logs, metrics and files.
+
+        :raises ExecutionError: if it is still running.
+        """
+        channel = self._channels.get(execution_id)
+        if channel is not None and not channel.ended.is_set():
+            raise ExecutionError(f"execution {execution_id} is still running; kill it first")
+        execution = await self.store.get_execution(execution_id)
+        if execution is None:
+            return False
+        deleted = await self.store.delete_execution(execution_id)
+        storage_for(self.data_dir).delete_execution(
+            execution.namespace, execution.flow_id, execution_id
+        )
+        self._channels.pop(execution_id, None)
+        return deleted
+
+    async def purge(self, older_than: timedelta) -> int:
+        """Delete every finished execution that ended more than ``older_than`` ago (and its
+        files); return how many."""
+        gone = await self.store.purge(self.clock.utcnow() - older_than)
+        storage = storage_for(self.data_dir)
+        for namespace, flow_id, execution_id in gone:
+            storage.delete_execution(namespace, flow_id, execution_id)
+            self._channels.pop(execution_id, None)
+        return len(gone)
 
     def _spawn(self, flow: Flow, created: ExecutionCreated, channel: _Channel) -> None:
         concurrency = flow.concurrency

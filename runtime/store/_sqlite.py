@@ -85,6 +85,7 @@ class SqliteStore(Store):
         self._reader: sqlite3.Connection | None = None
         self._task_group: Any = None
         self._closing = False
+        self._flushers = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -145,12 +146,16 @@ class SqliteStore(Store):
 
     async def flush(self) -> None:
         target = self._queued
-        while self._written < target:
-            if self._writer_error is not None:
-                raise RuntimeError("the store's writer failed") from self._writer_error
-            self._wakeup.set()
-            progress = self._progress
-            await progress.wait()
+        self._flushers += 1
+        try:
+            while self._written < target:
+                if self._writer_error is not None:
+                    raise RuntimeError("the store's writer failed") from self._writer_error
+                self._wakeup.set()
+                progress = self._progress
+                await progress.wait()
+        finally:
+            self._flushers -= 1
 
     async def _write_loop(self) -> None:
         while True:
@@ -160,8 +165,17 @@ class SqliteStore(Store):
                 self._wakeup = anyio.Event()
                 await self._wakeup.wait()
                 continue
-            if self.commit_interval > 0 and len(self._pending) < self.max_batch:
-                await anyio.sleep(self.commit_interval)  # gather a group to commit together
+            if (
+                self.commit_interval > 0
+                and len(self._pending) < self.max_batch
+                and not self._flushers
+            ):
+                # Nobody waits: gather a larger group. Someone waits: commit now (what
+                # arrives meanwhile forms the next group while this one is written).
+                with anyio.move_on_after(self.commit_interval):
+                    while not self._flushers:
+                        self._wakeup = anyio.Event()
+                        await self._wakeup.wait()
             events, self._pending = self._pending, []
             snapshots, self._snapshots = self._snapshots, {}
             count = len(events) + len(snapshots)

@@ -19,6 +19,7 @@ from benchmarks._report import Figure
 from benchmarks.engine_bench import PAUSING, make_store
 from runtime.engine import Runtime, State
 from runtime.logging import configure_logging
+from runtime.parsing import parse_flow
 
 
 def resident_bytes() -> int:
@@ -32,13 +33,14 @@ async def paused(kind: str, count: int) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="tiercel-mem-") as folder:
         path = Path(folder)
         async with Runtime(data_dir=path, store=make_store(kind, path)) as runtime:
+            flow = parse_flow(PAUSING)
             for _ in range(20):  # warm every cache and code path first
-                handle = await runtime.start(PAUSING)
+                handle = await runtime.start(flow)
                 await handle.wait_for_state(State.PAUSED)
             await runtime.store.flush()
             gc.collect()
             before = resident_bytes()
-            handles = [await runtime.start(PAUSING) for _ in range(count)]
+            handles = [await runtime.start(flow) for _ in range(count)]
             for handle in handles:
                 await handle.wait_for_state(State.PAUSED)
             await runtime.store.flush()

@@ -324,3 +324,14 @@ tasks:
         ("WARN", "two", 1),
     ]
     assert all(isinstance(log, LogEmitted) for log in logs)
+
+
+async def test_replaying_events_twice_gives_the_same_document() -> None:
+    from runtime.engine import ExecutionFold
+
+    captured = await run_flow(flow("tasks:\n  - {id: a, type: Return, format: x}\n"))
+    twice = ExecutionFold()
+    twice.apply_all(captured.events)
+    twice.apply_all(captured.events)
+    assert twice.execution is not None
+    assert execution_json(twice.execution) == execution_json(captured.execution)

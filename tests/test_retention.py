@@ -71,3 +71,21 @@ async def test_purge_deletes_only_finished_executions_older_than_the_limit(tmp_p
         assert await runtime.purge(timedelta(minutes=30)) == 1  # old ended an hour before recent
         assert await runtime.store.get_execution(old.id) is None
         assert await runtime.store.get_execution(recent.id) is not None
+
+
+async def test_the_file_size_limit_is_configurable(tmp_path: Path) -> None:
+    flow = """
+id: big
+namespace: tests
+tasks:
+  - id: write
+    type: io.kestra.plugin.scripts.shell.Commands
+    outputFiles: ["big.bin"]
+    commands: ["head -c 2048 /dev/zero > big.bin"]
+"""
+    async with Runtime(data_dir=tmp_path, max_file_bytes=1024) as runtime:
+        handle = await runtime.start(flow)
+        execution = await handle.result()
+        messages = [getattr(e, "message", "") for e in runtime.events_of(handle.id)]
+    assert execution.state.current is State.FAILED
+    assert any("1024-byte limit" in m for m in messages)

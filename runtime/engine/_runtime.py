@@ -205,7 +205,8 @@ class Runtime:
 
     ``store`` keeps executions: by default SQLite in ``data_dir/tiercel.db`` when a data
     folder is given, memory otherwise. With ``recover`` (the default), entering the runtime
-    resumes every execution the store holds unfinished.
+    resumes every execution the store holds unfinished. ``max_file_bytes`` caps each file
+    put in internal storage (1 GiB by default).
     """
 
     def __init__(
@@ -219,6 +220,7 @@ class Runtime:
         env_prefix: str = "ENV_",
         shutdown_timeout: float = 10.0,
         recover: bool = True,
+        max_file_bytes: int | None = None,
     ) -> None:
         from runtime.plugins import load_entry_points
 
@@ -236,6 +238,8 @@ class Runtime:
             )
         self.store = store
         self.data_dir = data_dir
+        if max_file_bytes is not None:
+            storage_for(data_dir).max_file_bytes = max_file_bytes
         self.system = ActorSystem("tiercel", clock=self.clock, shutdown_timeout=shutdown_timeout)
         self.expressions = ExpressionEngine()
         self._state_stores: dict[str, StoreStateStore] = {}

@@ -12,6 +12,7 @@ from actors._actor import Actor
 from actors._errors import ActorDeadError, RestartIntensityExceededError
 from actors._messages import EXIT_KILLED, ActorGaveUp, ActorRestarting, ChildExited, Exit
 from actors._policy import TEMPORARY, RestartIntensity, RestartPolicy, RestartWindow
+from actors._pool import RunnerPool
 from actors._ref import ActorRef, ActorState
 
 M = TypeVar("M")
@@ -34,6 +35,7 @@ class Supervisor(Actor[M]):
     """Restart budget across children; None for no limit."""
 
     _tg: TaskGroup | None = None
+    _pool: RunnerPool
     _children: dict[ActorRef[Any], None]
     _restart_window: RestartWindow | None
 
@@ -58,7 +60,7 @@ class Supervisor(Actor[M]):
             self.ref, factory, name, policy, mailbox_capacity, stash_capacity
         )
         self._children[child] = None
-        self._tg.start_soon(child._run_incarnation, name=child.id)
+        self._pool.submit(child._run_incarnation)
         return child
 
     def start_task(
@@ -115,6 +117,7 @@ class Supervisor(Actor[M]):
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                self._pool = RunnerPool(tg)
                 try:
                     task_status.started()
                     await self.on_start()

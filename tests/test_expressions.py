@@ -559,8 +559,25 @@ def test_same_source_compiles_once() -> None:
         assert engine.render("{{ v + 1 }}", {"v": value}) == str(value + 1)
     info = engine.cache_info()
     assert (info.misses, info.hits, info.currsize) == (1, 4, 1)
-    engine.render("{{ v }}", {"v": 1})
+    engine.render("{{ v * 2 }}", {"v": 1})
     assert engine.cache_info().misses == 2
+    engine.render("{{ v }}", {"v": 1})  # a plain path needs no compilation at all
+    assert engine.cache_info().misses == 2
+
+
+def test_the_plain_path_fast_path_prints_exactly_like_the_full_path() -> None:
+    from datetime import UTC, datetime
+
+    engine = ExpressionEngine()
+    values: list[object] = [
+        "text", "ünïcode", "", 0, 42, -1.5, 1.0, True, False, None, [1, "a", None],
+        {"k": [True, 1.5]}, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    ]  # fmt: skip
+    for value in values:
+        context = {"a": {"b": value}}
+        fast = engine.render("{{ a.b }}", context)
+        full = engine.render("{{ (a.b) }}", context)  # parentheses: not a plain path
+        assert fast == full, value
 
 
 def test_cache_is_bounded_lru() -> None:

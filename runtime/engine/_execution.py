@@ -3,9 +3,10 @@ enforces the transition table, and appends every change as an event."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
-import uuid
+import os
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
@@ -105,10 +106,8 @@ _ids = itertools.count()
 
 
 def new_id() -> str:
-    """A short unique id (22 characters of url-safe base 64, like Kestra's)."""
-    import base64
-
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A short unique id: 22 characters of url-safe base 64 from 128 random bits."""
+    return base64.urlsafe_b64encode(os.urandom(16))[:22].decode()
 
 
 _PAUSE_DEFAULTS = {"timeout": PauseBehavior.FAIL, "pauseDuration": PauseBehavior.RESUME}
@@ -147,6 +146,8 @@ class ExecutionActor(Supervisor[object]):
         self.restart_result: CommandResult | None = None
         self.channel: Any = None
         self.fold = ExecutionFold()
+        self.execution_id = ""
+        self.recovering = mode == "recover"
         self.nodes: dict[str, Node] = {}
         self.by_ref: dict[ActorRef[Any], Node] = {}
         self.by_key: dict[tuple[str | None, str, str | None, int | None], str] = {}
@@ -186,9 +187,8 @@ class ExecutionActor(Supervisor[object]):
     def emit(self, kind: type[Event], task_run_id: str | None = None, **fields: Any) -> Event:
         """Append an event: number it, fold it into the document, hand it to the sink."""
         self.seq += 1
-        execution_id = self.fold.execution.id if self.fold.execution else fields.pop("execution_id")
         event = kind(
-            execution_id=execution_id,
+            execution_id=self.execution_id,
             seq=self.seq,
             time=self.services.clock.utcnow(),
             task_run_id=task_run_id,
@@ -264,6 +264,7 @@ class ExecutionActor(Supervisor[object]):
     async def on_start(self) -> None:
         if self.history:
             self.fold.apply_all(self.history)
+            self.execution_id = self.history[0].execution_id
             self.seq = self.fold.last_seq
             self.share_document()
             self.base_variables = self.make_base_variables()
@@ -289,6 +290,7 @@ class ExecutionActor(Supervisor[object]):
         created = self.created
         assert created is not None
         self.fold.apply(created)
+        self.execution_id = created.execution_id
         self.seq = created.seq
         self.share_document()
         self.sink.publish(created)
@@ -502,14 +504,15 @@ class ExecutionActor(Supervisor[object]):
         return False
 
     def launch_runnable(self, node: Node) -> None:
-        if self.resume_lost_attempt(node):
-            return
         task_run = self.fold.task_run(node.id)
         attempts_done = len(task_run.attempts or ())
         elapsed = 0.0
-        if task_run.attempts:
-            first = task_run.attempts[0].state.start_date
-            elapsed = (self.services.clock.utcnow() - first).total_seconds()
+        if attempts_done or task_run.state.current is State.RETRYING:
+            if self.resume_lost_attempt(node):
+                return
+            first = task_run.attempts[0].state.start_date if task_run.attempts else None
+            if first is not None:
+                elapsed = (self.services.clock.utcnow() - first).total_seconds()
         job = TaskRunJob(
             task=node.task,
             task_run_id=node.id,

@@ -29,6 +29,9 @@ def backoff_of(retry: Retry) -> ConstantBackoff | ExponentialBackoff | RandomBac
     return RandomBackoff(retry.min_interval.total_seconds(), retry.max_interval.total_seconds())
 
 
+_NO_RESTART = RestartPolicy(RestartType.TEMPORARY)
+
+
 def retry_policy(
     retry: Retry | None, attempts_done: int = 0, elapsed: float = 0.0
 ) -> RestartPolicy:
@@ -38,7 +41,7 @@ def retry_policy(
     (a restart, or a recovery after the process died), so limits hold across them.
     """
     if retry is None or retry.behavior is RetryBehavior.CREATE_NEW_EXECUTION:
-        return RestartPolicy(RestartType.TEMPORARY)
+        return _NO_RESTART
     limit = retry.attempts_limit
     if limit is not None:
         limit = max(1, limit - attempts_done)

@@ -15,10 +15,9 @@ from runtime.model._events import (
     LogEmitted,
     MetricEmitted,
 )
-from runtime.model._execution import Execution, execution_json
+from runtime.model._execution import Execution
 from runtime.model._fold import ExecutionFold
 from runtime.store._base import (
-    SNAPSHOT_DECODER,
     ExecutionQuery,
     LogEntry,
     MetricAggregate,
@@ -54,7 +53,6 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._events: dict[str, list[Event]] = {}
         self._summaries: dict[str, _Summary] = {}
-        self._snapshots: dict[str, tuple[bytes, int]] = {}
         self._logs: dict[str, list[LogEntry]] = {}
         self._metrics: dict[str, list[MetricEntry]] = {}
         self._flows: dict[tuple[str, str], dict[int, StoredFlow]] = {}
@@ -80,7 +78,7 @@ class MemoryStore(Store):
             self._metrics.setdefault(execution_id, []).append(_metric_entry(event))
 
     def snapshot(self, execution: Execution, seq: int) -> None:
-        self._snapshots[execution.id] = (execution_json(execution), seq)
+        """Nothing to do: this store keeps every event and folds them when asked."""
 
     async def flush(self) -> None:
         return None
@@ -89,10 +87,7 @@ class MemoryStore(Store):
         return [e for e in self._events.get(execution_id, ()) if e.seq > after_seq]
 
     async def _latest_snapshot(self, execution_id: str) -> tuple[Execution, int] | None:
-        found = self._snapshots.get(execution_id)
-        if found is None:
-            return None
-        return SNAPSHOT_DECODER.decode(found[0]), found[1]
+        return None
 
     async def get_execution(self, execution_id: str) -> Execution | None:
         events = self._events.get(execution_id)
@@ -184,7 +179,6 @@ class MemoryStore(Store):
     async def delete_execution(self, execution_id: str) -> bool:
         existed = self._events.pop(execution_id, None) is not None
         self._summaries.pop(execution_id, None)
-        self._snapshots.pop(execution_id, None)
         self._logs.pop(execution_id, None)
         self._metrics.pop(execution_id, None)
         return existed

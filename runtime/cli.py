@@ -112,5 +112,101 @@ def run(
     )
 
 
+@main.command()
+@click.argument("flow_file", type=click.Path(dir_okay=False))
+@click.option("-n", "--executions", default=100, show_default=True, type=click.IntRange(1))
+@click.option("-c", "--concurrency", default=10, show_default=True, type=click.IntRange(1))
+@click.option("-i", "--input", "inputs", multiple=True, metavar="KEY=VALUE", help="An input.")
+@click.option(
+    "--store",
+    type=click.Choice(["sqlite", "memory"]),
+    default="sqlite",
+    show_default=True,
+    help="The store the executions run on (a temporary one).",
+)
+@click.option(
+    "--flows",
+    "flows_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A folder of flows that Subflow tasks may start.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def bench(
+    flow_file: str,
+    executions: int,
+    concurrency: int,
+    inputs: tuple[str, ...],
+    store: str,
+    flows_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Run FLOW_FILE many times and report throughput, latency and where time goes.
+
+    Reports executions/s, task runs/s, latency percentiles (creation to end), time per
+    task id, final states and peak RSS. Ctrl-C stops cleanly and reports what finished.
+    """
+    import anyio
+    import msgspec
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from runtime.bench import bench as run_bench
+    from runtime.bench import report_lines
+    from runtime.errors import InputValidationError
+    from runtime.flows import FlowRepository
+    from runtime.inputs import resolve_inputs
+
+    try:
+        flow = load_flow(flow_file)
+    except FlowValidationError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(2)
+    repository = FlowRepository()
+    for folder in (Path(flow_file).resolve().parent, flows_dir):
+        if folder is not None:
+            repository.load_dir(folder)
+    repository.add(flow)
+    try:
+        values = resolve_inputs(flow.inputs, _parse_inputs(inputs), strict=True)
+    except InputValidationError as exc:
+        for problem in exc.problems:
+            click.echo(f"{flow_file}: {problem.message}", err=True)
+        sys.exit(2)
+    console = Console(stderr=True)
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task(f"{flow.uid}", total=executions)
+    with progress:
+        report = anyio.run(
+            lambda: run_bench(
+                flow,
+                values,
+                executions,
+                concurrency,
+                store,
+                repository,
+                lambda done: progress.update(task, completed=done),
+                lambda: console.print(
+                    f"bench: {executions} executions of {flow.uid}, {concurrency} at a time "
+                    "(Ctrl-C stops and reports)",
+                    markup=False,
+                ),
+            )
+        )
+    if as_json:
+        click.echo(msgspec.json.encode(report).decode())
+    else:
+        for line in report_lines(report):
+            click.echo(line)
+    sys.exit(0)
+
+
 if __name__ == "__main__":
     main()

@@ -11,7 +11,7 @@ import difflib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlparse
@@ -133,6 +133,8 @@ def _to_time(raw: Any) -> time:
 
 
 def _to_duration(raw: Any) -> Duration:
+    if isinstance(raw, timedelta):
+        return Duration(seconds=raw.total_seconds())
     if isinstance(raw, str):
         try:
             return Duration.parse(raw)

@@ -136,5 +136,18 @@ def test_resolve_reports_every_input_at_fault_by_name() -> None:
     ]
 
 
+def test_typed_values_pass_through_coercion_unchanged() -> None:
+    declared: list[Input] = [
+        DurationInput(id="d"),
+        DateTimeInput(id="t"),
+        JsonInput(id="j"),
+        IntInput(id="n"),
+    ]
+    typed = resolve_inputs(
+        declared, {"d": "PT1M", "t": "2024-01-01T00:00:00Z", "j": "[1]", "n": "2"}
+    )
+    assert resolve_inputs(declared, typed) == typed
+
+
 def test_undeclared_inputs_are_dropped_unless_strict() -> None:
     assert resolve_inputs([StringInput(id="a")], {"a": "1", "extra": 2}) == {"a": "1"}

@@ -29,6 +29,9 @@ class Actor(Generic[M]):
     of the message being handled, if any, and the supervisor decides what happens next.
     """
 
+    # Slots keep an idle actor small; subclasses without __slots__ still get a __dict__.
+    __slots__ = ("ref",)
+
     ref: ActorRef[M]
 
     async def on_start(self) -> None:

@@ -43,10 +43,12 @@ class Mailbox:
         self.stash_capacity = stash_capacity
         self.control: deque[object] = deque()
         self.data: deque[object] = deque()
-        self.stash: deque[object] = deque()
+        # Lists, not deques: an empty deque costs ~600 bytes, and these are rarely used
+        # (the stash is only appended to and moved whole; few senders ever wait for room).
+        self.stash: list[object] = []
         self.paused = False
         self._receiver_waiting: anyio.Event | None = None
-        self._room_waiters: deque[anyio.Event] = deque()
+        self._room_waiters: list[anyio.Event] = []
 
     def __len__(self) -> int:
         return len(self.control) + len(self.data) + len(self.stash)
@@ -83,7 +85,7 @@ class Mailbox:
     def took_data(self) -> None:
         """Tell one sender waiting for room that there may be some now."""
         if self._room_waiters and len(self.data) < self.capacity:
-            self._room_waiters.popleft().set()
+            self._room_waiters.pop(0).set()
 
     # -- sender side --------------------------------------------------------------------
 
@@ -133,7 +135,7 @@ class Mailbox:
     def wake_all_senders(self) -> None:
         """Wake every waiting sender (the receiver died: they must not wait forever)."""
         while self._room_waiters:
-            self._room_waiters.popleft().set()
+            self._room_waiters.pop(0).set()
 
     def drain(self) -> list[object]:
         """Remove and return everything queued, control first, in order."""

@@ -3,7 +3,6 @@ Event, not a new task (anyio's ``start_soon`` is the dominant cost of a short-li
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,7 +34,7 @@ class RunnerPool:
     def __init__(self, task_group: TaskGroup, max_idle: int = 64) -> None:
         self._task_group = task_group
         self._max_idle = max_idle
-        self._idle: deque[_Runner] = deque()
+        self._idle: list[_Runner] = []
 
     def submit(self, func: Callable[..., Awaitable[object]], *args: Any) -> None:
         """Run ``func(*args)`` on an idle runner, or on a new one."""

@@ -34,7 +34,9 @@ class Supervisor(Actor[M]):
     intensity: RestartIntensity | None = RestartIntensity()
     """Restart budget across children; None for no limit."""
 
-    _tg: TaskGroup | None = None
+    __slots__ = ("_children", "_pool", "_restart_window", "_tg")
+
+    _tg: TaskGroup | None
     _pool: RunnerPool
     _children: dict[ActorRef[Any], None]
     _restart_window: RestartWindow | None
@@ -54,7 +56,7 @@ class Supervisor(Actor[M]):
 
         :raises ActorDeadError: if this supervisor is not running.
         """
-        if self._tg is None or self.ref._state is not ActorState.RUNNING:
+        if getattr(self, "_tg", None) is None or self.ref._state is not ActorState.RUNNING:
             raise ActorDeadError(self.ref.id, "supervisor is not running")
         child = self.system._new_ref(
             self.ref, factory, name, policy, mailbox_capacity, stash_capacity
@@ -72,7 +74,7 @@ class Supervisor(Actor[M]):
 
         :raises ActorDeadError: if this supervisor is not running.
         """
-        if self._tg is None:
+        if getattr(self, "_tg", None) is None:
             raise ActorDeadError(self.ref.id, "supervisor is not running")
         scope = anyio.CancelScope()
 
@@ -80,6 +82,7 @@ class Supervisor(Actor[M]):
             with scope:
                 await func(*args)
 
+        assert self._tg is not None
         self._tg.start_soon(run, name=name or getattr(func, "__name__", None))
         return scope
 

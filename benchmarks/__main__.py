@@ -1,4 +1,4 @@
-"""``python -m benchmarks [WORKLOAD ...] [--store memory|sqlite] [--json] [--quick]``."""
+"""``python -m benchmarks [WORKLOAD ...] [--store memory|sqlite] [--peers] [--json] [--quick]``."""
 
 from __future__ import annotations
 
@@ -52,6 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=STORES,
         help="store(s) for the engine workloads (default: memory and sqlite)",
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also run Prefect 3 and Dagster on equivalent workloads (installed on first use "
+        "into $TIERCEL_BENCH_CACHE or ~/.cache/tiercel/bench) and print Tiercel / peer",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument(
         "--quick", action="store_true", help="a tenth of the usual sizes (smoke run)"
@@ -65,8 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("error")
     stores = args.store or list(STORES)
     figures: list[Figure] = []
-    for name in args.workloads or list(WORKLOADS):
+    chosen = args.workloads or ([] if args.peers else list(WORKLOADS))
+    for name in chosen:
         figures.extend(WORKLOADS[name](stores, args.quick))
+    if args.peers:
+        from benchmarks import peers_bench
+
+        figures.extend(peers_bench.run(args.quick))
     compare_stores(figures)
     if args.json:
         print_json(figures)

@@ -86,7 +86,7 @@ def print_table(figures: Sequence[Figure]) -> None:
     for figure in figures:
         ratio = ""
         if figure.ratio is not None:
-            ratio = f"{figure.ratio:.2f} x {figure.ratio_to}"
+            ratio = f"{figure.ratio:.3g} x {figure.ratio_to}"
         params = " ".join(f"{k}={v}" for k, v in figure.params.items())
         table.add_row(
             figure.name, figure.store or "", params, _format(figure.value), figure.unit, ratio

@@ -7,7 +7,6 @@ import base64
 import itertools
 import json
 import os
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -123,6 +122,42 @@ class ExecutionActor(Supervisor[object]):
 
     intensity = None
 
+    __slots__ = (
+        "_log",
+        "after",
+        "base_variables",
+        "by_key",
+        "by_ref",
+        "channel",
+        "created",
+        "decided",
+        "deferred",
+        "execution_id",
+        "finished",
+        "flow",
+        "fold",
+        "history",
+        "hooks",
+        "killing",
+        "mode",
+        "nodes",
+        "on_end",
+        "outputs",
+        "outputs_of",
+        "paused_by_user",
+        "paused_nodes",
+        "queue",
+        "recovering",
+        "restart_result",
+        "restarting",
+        "root",
+        "running_actors",
+        "seq",
+        "services",
+        "sink",
+        "timers",
+    )
+
     def __init__(
         self,
         flow: Flow,
@@ -156,7 +191,7 @@ class ExecutionActor(Supervisor[object]):
         self.root: Controller | None = None
         self.after: Controller | None = None
         self.decided: State | None = None
-        self.queue: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self.queue: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
         self.seq = 0
         self.killing = False
         self.paused_by_user = False
@@ -215,11 +250,14 @@ class ExecutionActor(Supervisor[object]):
         self.queue.append((action, args))
 
     def drain(self) -> None:
-        """Run queued work until none is left, then end the execution if it is over."""
-        queue = self.queue
-        while queue:
-            action, args = queue.popleft()
-            action(*args)
+        """Run queued work until none is left, then end the execution if it is over.
+
+        Work queued while a batch runs forms the next batch, so order is first-in first-out.
+        """
+        while self.queue:
+            batch, self.queue = self.queue, []
+            for action, args in batch:
+                action(*args)
         self.check_end()
 
     def system_log(self, level: str, message: str, node: Node | None = None) -> None:

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import anyio
+import anyio.lowlevel
 
 from actors import Actor, ActorDeadError, ActorRef, ActorSystem, Clock, RealClock
 from runtime.engine._execution import ExecutionActor, new_id
@@ -51,6 +52,34 @@ class ExecutionNotFoundError(ExecutionError, LookupError):
     """No execution with this id in this runtime."""
 
 
+class _Flag:
+    """A flag others can wait for; its Event exists only while someone waits (memory: an
+    idle asyncio Event costs ~700 bytes, and each execution has two of these)."""
+
+    __slots__ = ("_event", "_value")
+
+    def __init__(self) -> None:
+        self._value = False
+        self._event: anyio.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        self._value = True
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()
+
+    async def wait(self) -> None:
+        if self._value:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+
 class _Channel:
     """The events of one execution: kept in order, with waiters for new ones."""
 
@@ -70,8 +99,8 @@ class _Channel:
         self.snapshot_seq = 0
         self.events: list[Event] = []
         self.waiters: list[anyio.Event] = []
-        self.started = anyio.Event()
-        self.ended = anyio.Event()
+        self.started = _Flag()
+        self.ended = _Flag()
         self.execution: Execution | None = None
         self.ref: ActorRef[object] | None = None
 
@@ -676,7 +705,7 @@ class Runtime:
                 f"only a FAILED, KILLED or WARNING execution can be restarted, "
                 f"not {execution.state.current.value}"
             )
-        channel.ended = anyio.Event()
+        channel.ended = _Flag()
         self._running[flow.uid].add(execution_id)
 
         def on_end(done: Execution) -> None:
@@ -687,7 +716,7 @@ class Runtime:
             restart=True,
         )  # fmt: skip
         actor.channel = channel
-        channel.started = anyio.Event()
+        channel.started = _Flag()
         channel.ref = self.system.spawn(lambda: actor, name=f"execution:{execution_id}")
         await channel.started.wait()
         if actor.restart_result is None or not actor.restart_result.ok:

@@ -165,6 +165,8 @@ def describe_error(error: BaseException) -> str:
 class TaskRunActor(Actor[object]):
     """Runs one attempt per incarnation and reports it to the ExecutionActor."""
 
+    __slots__ = ("job",)
+
     def __init__(self, job: TaskRunJob) -> None:
         self.job = job
 

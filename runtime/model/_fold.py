@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from runtime.errors import TiercelError
 from runtime.model._events import (
@@ -35,26 +36,12 @@ class ExecutionFold:
     ``apply`` costs the same for the first and the ten-thousandth task run.
     """
 
-    __slots__ = ("_by_id", "_handlers", "execution", "last_seq")
+    __slots__ = ("_by_id", "execution", "last_seq")
 
     def __init__(self) -> None:
         self.execution: Execution | None = None
         self._by_id: dict[str, TaskRun] = {}
         self.last_seq = 0
-        self._handlers = {
-            ExecutionCreated: self._created,
-            ExecutionStateChanged: self._execution_state,
-            ExecutionEnded: self._ended,
-            LabelsChanged: self._labels,
-            TaskRunCreated: self._task_run_created,
-            TaskRunStateChanged: self._task_run_state,
-            TaskRunsRemoved: self._removed,
-            AttemptStarted: self._attempt_started,
-            AttemptEnded: self._attempt_ended,
-            OutputEmitted: self._output,
-            MetricEmitted: self._metric,
-            LogEmitted: _ignore,
-        }
 
     @classmethod
     def load(cls, execution: Execution, last_seq: int) -> ExecutionFold:
@@ -82,7 +69,7 @@ class ExecutionFold:
         """
         if event.seq <= self.last_seq:
             return  # replaying the same events twice gives the same document
-        self._handlers[type(event)](event)  # type: ignore[operator]
+        _HANDLERS[type(event)](self, event)
         self.last_seq = event.seq
 
     def apply_all(self, events: Iterable[Event]) -> None:
@@ -198,8 +185,25 @@ class ExecutionFold:
         attempt.metrics.append(Metric(event.name, event.type, event.value, dict(event.tags)))
 
 
-def _ignore(event: AnyEvent) -> None:
+def _ignore(fold: ExecutionFold, event: AnyEvent) -> None:
     """Logs are kept in the event log and the log store, not in the document."""
+
+
+_HANDLERS: dict[type[Event], Callable[[ExecutionFold, Any], None]] = {
+    ExecutionCreated: ExecutionFold._created,
+    ExecutionStateChanged: ExecutionFold._execution_state,
+    ExecutionEnded: ExecutionFold._ended,
+    LabelsChanged: ExecutionFold._labels,
+    TaskRunCreated: ExecutionFold._task_run_created,
+    TaskRunStateChanged: ExecutionFold._task_run_state,
+    TaskRunsRemoved: ExecutionFold._removed,
+    AttemptStarted: ExecutionFold._attempt_started,
+    AttemptEnded: ExecutionFold._attempt_ended,
+    OutputEmitted: ExecutionFold._output,
+    MetricEmitted: ExecutionFold._metric,
+    LogEmitted: _ignore,
+}
+"""One handler per event type, shared by every fold (a dict per fold would cost memory)."""
 
 
 def fold(events: Iterable[Event]) -> Execution:

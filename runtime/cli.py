@@ -165,7 +165,7 @@ def bench(
     repository = FlowRepository()
     for folder in (Path(flow_file).resolve().parent, flows_dir):
         if folder is not None:
-            repository.load_dir(folder)
+            repository.search(folder)
     repository.add(flow)
     try:
         values = resolve_inputs(flow.inputs, _parse_inputs(inputs), strict=True)

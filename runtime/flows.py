@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import msgspec
@@ -39,6 +40,16 @@ class FlowRepository:
 
     def __init__(self) -> None:
         self._revisions: dict[tuple[str, str], list[Flow]] = {}
+        self._search: list[Path] = []
+
+    def search(self, folder: Path) -> None:
+        """Look in ``folder`` (and below) for flows that are asked for and not known yet.
+
+        Files are read only on a miss, and parsed only when their ``id`` matches: a
+        ``tiercel run`` in a big folder does not pay for flows it never starts.
+        """
+        if folder not in self._search:
+            self._search.append(folder)
 
     def add(self, flow: Flow) -> Flow:
         """Add ``flow`` (a new revision if it differs from the latest); return what is stored."""
@@ -55,12 +66,35 @@ class FlowRepository:
         """The latest revision (or ``revision``) of ``namespace.flow_id``, or None."""
         revisions = self._revisions.get((namespace, flow_id))
         if not revisions:
-            return None
+            found = self._find(namespace, flow_id)
+            if found is None:
+                return None
+            revisions = self._revisions[(namespace, flow_id)]
         if revision is None:
             return revisions[-1]
         for flow in revisions:
             if flow.revision == revision:
                 return flow
+        return None
+
+    def _find(self, namespace: str, flow_id: str) -> Flow | None:
+        pattern = re.compile(rf"^id:\s*['\"]?{re.escape(flow_id)}['\"]?\s*(#.*)?$", re.MULTILINE)
+        for folder in self._search:
+            for path in sorted(folder.rglob("*")):
+                if path.suffix not in FLOW_SUFFIXES or not path.is_file():
+                    continue
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
+                    continue
+                if not pattern.search(text):
+                    continue
+                try:
+                    flow = load_flow(path)
+                except FlowValidationError:
+                    continue
+                if (flow.namespace, flow.id) == (namespace, flow_id):
+                    return self.add(flow)
         return None
 
     def all(self) -> list[Flow]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -19,6 +19,21 @@ _LEVELS = {
 }
 
 _configured = False
+
+
+class _ConsoleRenderer:
+    """structlog's console renderer, imported on the first line logged (``structlog.dev``
+    pulls in rich, which a short ``tiercel run`` that logs nothing should not pay for)."""
+
+    def __init__(self) -> None:
+        self._renderer: structlog.typing.Processor | None = None
+
+    def __call__(self, logger: Any, name: str, event_dict: Any) -> Any:
+        if self._renderer is None:
+            import structlog.dev
+
+            self._renderer = structlog.dev.ConsoleRenderer(colors=False)
+        return self._renderer(logger, name, event_dict)
 
 
 def configure_logging(
@@ -46,9 +61,7 @@ def configure_logging(
             f"unknown log level {level!r}; expected one of {', '.join(_LEVELS)}"
         ) from None
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if fmt == "json" else _ConsoleRenderer()
     )
     structlog.configure(
         processors=[

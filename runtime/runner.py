@@ -51,7 +51,7 @@ def run_flow_file(
     repository = FlowRepository()
     for folder in (flow_file.resolve().parent, flows_dir):
         if folder is not None:
-            repository.load_dir(folder)
+            repository.search(folder)
     repository.add(flow)
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:

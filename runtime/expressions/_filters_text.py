@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
-from slugify import slugify as _slugify
-
 from runtime.expressions import _strings
 from runtime.expressions._checks import as_text, need, need_int
 from runtime.expressions._errors import ExpressionTypeError
@@ -121,6 +119,8 @@ def substring(name: str, cut: Callable[[str, str | None], str]) -> Callable[[Any
 
 def slugify(subject: Any, /) -> Any:
     """``slugify``: lower-case ASCII words joined by dashes (python-slugify)."""
+    from slugify import slugify as _slugify  # imported on first use: it is slow to import
+
     return None if subject is None else _slugify(as_text(subject))
 
 

@@ -7,8 +7,6 @@ import enum
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-
 from runtime.model._common import Duration, Spec
 
 
@@ -43,6 +41,8 @@ class ScheduleTrigger(_Trigger, kw_only=True):
     )
 
     def problems(self) -> list[tuple[str, str]]:
+        from croniter import croniter  # imported on first use: it is slow to import
+
         found: list[tuple[str, str]] = []
         fields = self.cron.split()
         expected = 6 if self.with_seconds else 5

@@ -1,0 +1,84 @@
+"""FlowRepository: revisions and the lazy search of a folder for subflows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime.flows import FlowRepository
+from runtime.parsing import parse_flow
+
+PARENT = """\
+id: parent
+namespace: company.team
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: company.team
+    flowId: child
+"""
+
+CHILD = """\
+id: child  # the callee
+namespace: company.team
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+"""
+
+
+def test_revisions_are_deduplicated_by_content() -> None:
+    repo = FlowRepository()
+    first = repo.add(parse_flow(CHILD))
+    again = repo.add(parse_flow(CHILD))
+    changed = repo.add(parse_flow(CHILD.replace("message: hi", "message: bye")))
+    assert again.revision == first.revision
+    assert changed.revision == first.revision + 1
+    assert repo.get("company.team", "child", first.revision) is not None
+    latest = repo.get("company.team", "child")
+    assert latest is not None and latest.revision == changed.revision
+
+
+def test_search_finds_a_flow_on_first_miss(tmp_path: Path) -> None:
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "nested" / "child.yml").write_text(CHILD)
+    repo = FlowRepository()
+    repo.search(tmp_path)
+    assert repo.all() == []  # nothing read until asked for
+    found = repo.get("company.team", "child")
+    assert found is not None and found.id == "child"
+    assert [flow.id for flow in repo.all()] == ["child"]
+
+
+def test_search_does_not_parse_files_of_other_flows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "parent.yaml").write_text(PARENT)
+    (tmp_path / "child.yaml").write_text(CHILD)
+    (tmp_path / "broken.yaml").write_text("id: [unclosed\n")
+    (tmp_path / "notes.txt").write_text("id: child\nnamespace: company.team\n")
+    parsed: list[str] = []
+    import runtime.flows as flows_module
+
+    original = flows_module.load_flow
+
+    def spy(path: Path) -> object:
+        parsed.append(path.name)
+        return original(path)
+
+    monkeypatch.setattr(flows_module, "load_flow", spy)
+    repo = FlowRepository()
+    repo.search(tmp_path)
+    assert repo.get("company.team", "child") is not None
+    assert parsed == ["child.yaml"]
+
+
+def test_search_skips_same_id_in_another_namespace(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(CHILD.replace("company.team", "other"))
+    repo = FlowRepository()
+    repo.search(tmp_path)
+    assert repo.get("company.team", "child") is None
+    (tmp_path / "b.yaml").write_text(CHILD)
+    assert repo.get("company.team", "child") is not None

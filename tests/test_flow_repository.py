@@ -38,7 +38,8 @@ def test_revisions_are_deduplicated_by_content() -> None:
     assert changed.revision == first.revision + 1
     assert repo.get("company.team", "child", first.revision) is not None
     latest = repo.get("company.team", "child")
-    assert latest is not None and latest.revision == changed.revision
+    assert latest is not None
+    assert latest.revision == changed.revision
 
 
 def test_search_finds_a_flow_on_first_miss(tmp_path: Path) -> None:
@@ -48,7 +49,8 @@ def test_search_finds_a_flow_on_first_miss(tmp_path: Path) -> None:
     repo.search(tmp_path)
     assert repo.all() == []  # nothing read until asked for
     found = repo.get("company.team", "child")
-    assert found is not None and found.id == "child"
+    assert found is not None
+    assert found.id == "child"
     assert [flow.id for flow in repo.all()] == ["child"]
 
 

@@ -35,6 +35,7 @@ def test_revisions_are_deduplicated_by_content() -> None:
     again = repo.add(parse_flow(CHILD))
     changed = repo.add(parse_flow(CHILD.replace("message: hi", "message: bye")))
     assert again.revision == first.revision
+    assert first.revision is not None
     assert changed.revision == first.revision + 1
     assert repo.get("company.team", "child", first.revision) is not None
     latest = repo.get("company.team", "child")
@@ -64,7 +65,7 @@ def test_search_does_not_parse_files_of_other_flows(
     parsed: list[str] = []
     import runtime.flows as flows_module
 
-    original = flows_module.load_flow
+    original = flows_module.load_flow  # type: ignore[attr-defined]
 
     def spy(path: Path) -> object:
         parsed.append(path.name)

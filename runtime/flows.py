@@ -52,15 +52,32 @@ class FlowRepository:
             self._search.append(folder)
 
     def add(self, flow: Flow) -> Flow:
-        """Add ``flow`` (a new revision if it differs from the latest); return what is stored."""
+        """Add ``flow``; return what is stored.
+
+        A flow without a revision becomes the next revision if its content differs from the
+        latest, else the latest is returned. A flow with a revision (one read back from the
+        store) takes its place among the others; a revision already known is kept.
+        """
         key = (flow.namespace, flow.id)
         revisions = self._revisions.setdefault(key, [])
-        if revisions and (revisions[-1] is flow or _content(revisions[-1]) == _content(flow)):
-            return revisions[-1]
         if flow.revision is None:
-            flow.revision = len(revisions) + 1
+            if revisions and (revisions[-1] is flow or _content(revisions[-1]) == _content(flow)):
+                return revisions[-1]
+            flow.revision = (revisions[-1].revision or 0) + 1 if revisions else 1
+            revisions.append(flow)
+            return flow
+        for index, known in enumerate(revisions):
+            if known.revision == flow.revision:
+                return known
+            if (known.revision or 0) > flow.revision:
+                revisions.insert(index, flow)
+                return flow
         revisions.append(flow)
         return flow
+
+    def remove(self, namespace: str, flow_id: str) -> bool:
+        """Forget every revision of a flow; True if there was one."""
+        return bool(self._revisions.pop((namespace, flow_id), None))
 
     def get(self, namespace: str, flow_id: str, revision: int | None = None) -> Flow | None:
         """The latest revision (or ``revision``) of ``namespace.flow_id``, or None."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,6 +100,41 @@ async def test_unknown_executions_are_a_typed_error() -> None:
     async with Runtime(clock=VirtualClock()) as runtime:
         with pytest.raises(ExecutionNotFoundError):
             runtime.handle("nope")
+
+
+async def test_follow_resumes_after_a_sequence_number_and_ends_with_the_execution() -> None:
+    async with Runtime(clock=VirtualClock()) as runtime:
+        handle = await runtime.start(
+            "id: e\nnamespace: t\ntasks:\n  - {id: s, type: Sleep, duration: PT5S}\n"
+        )
+        live = [event.seq async for event in runtime.follow(handle.id)]
+        tail = [event.seq async for event in runtime.follow(handle.id, after_seq=3)]
+        with pytest.raises(ExecutionNotFoundError):
+            [event async for event in runtime.follow("nope")]
+    assert live == list(range(1, len(live) + 1))
+    assert tail == live[3:]
+
+
+async def test_ended_executions_beyond_the_retained_count_are_read_back_from_the_store(
+    tmp_path: Path,
+) -> None:
+    flow = "id: e\nnamespace: t\ntasks:\n  - {id: s, type: Return, format: x}\n"
+    async with Runtime(data_dir=tmp_path, retain_ended=2) as runtime:
+        ids = [(await runtime.start(flow)).id for _ in range(5)]
+        handles = [runtime.handle(i) for i in ids[-2:]]
+        for handle in handles:
+            await handle.result()
+        await runtime.wait_idle()
+        assert [e.id for e in runtime.executions()] == ids[-2:]
+        with pytest.raises(ExecutionNotFoundError):
+            runtime.handle(ids[0])
+        old = await runtime.lookup(ids[0])
+        assert (await old.result()).state.current is State.SUCCESS
+        assert (await runtime.get_execution(ids[1])) is not None
+        events = [event async for event in runtime.follow(ids[1])]
+        assert isinstance(events[-1], ExecutionEnded)
+        with pytest.raises(ExecutionNotFoundError):
+            await runtime.lookup("nope")
 
 
 async def test_entry_points_register_task_types(monkeypatch: pytest.MonkeyPatch) -> None:

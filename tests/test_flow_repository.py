@@ -85,3 +85,40 @@ def test_search_skips_same_id_in_another_namespace(tmp_path: Path) -> None:
     assert repo.get("company.team", "child") is None
     (tmp_path / "b.yaml").write_text(CHILD)
     assert repo.get("company.team", "child") is not None
+
+
+async def test_revisions_continue_from_the_store_across_runtimes(tmp_path: Path) -> None:
+    """Regression: each new process numbered its flows from 1 again, so a changed flow got
+    a revision the store already held with other text, and recovery ran the old text."""
+    from runtime.engine import Runtime
+
+    changed = CHILD.replace("message: hi", "message: bye")
+    async with Runtime(data_dir=tmp_path) as runtime:
+        first = await runtime.run(CHILD)
+    async with Runtime(data_dir=tmp_path) as runtime:
+        second = await runtime.run(changed)
+        again = await runtime.run(changed)
+    async with Runtime(data_dir=tmp_path) as runtime:
+        third = await runtime.run(changed)
+        stored = await runtime.store.flow_revisions("company.team", "child")
+    assert [first.flow_revision, second.flow_revision, again.flow_revision] == [1, 2, 2]
+    assert third.flow_revision == 2
+    assert [(r.revision, "bye" in r.source) for r in stored] == [(1, False), (2, True)]
+
+
+async def test_a_deleted_flow_is_gone_but_its_executions_can_restart(tmp_path: Path) -> None:
+    from runtime.engine import Runtime, State
+
+    failing = CHILD.replace(
+        "type: io.kestra.plugin.core.log.Log\n    message: hi",
+        "type: io.kestra.plugin.core.execution.Fail",
+    )
+    async with Runtime(data_dir=tmp_path) as runtime:
+        execution = await runtime.run(failing)
+        assert execution.state.current is State.FAILED
+        assert await runtime.delete_flow("company.team", "child")
+        assert runtime.flows.get("company.team", "child") is None
+        assert [f.id for f in await runtime.store.latest_flows()] == []
+    async with Runtime(data_dir=tmp_path) as runtime:
+        restarted = await runtime.restart(execution.id)
+        assert restarted.state.current is State.RESTARTED

@@ -175,3 +175,70 @@ async def test_a_finished_execution_is_readable_after_a_restart(tmp_path: Path) 
         stored = await runtime.store.get_execution(execution.id)
     assert stored is not None
     assert execution_json(stored) == execution_json(execution)
+
+
+GRACEFUL = """
+id: graceful
+namespace: tests
+tasks:
+  - {id: first, type: Return, format: "kept"}
+  - {id: slow, type: Sleep, duration: PT0.5S}
+  - {id: last, type: Return, format: "{{ outputs.first.value }}"}
+"""
+
+
+async def test_a_graceful_stop_keeps_the_attempt_that_finished_within_the_deadline(
+    tmp_path: Path,
+) -> None:
+    """Regression: a stop dead-lettered the result of an attempt that finished during the
+    grace period, so recovery ran the task a second time."""
+    async with Runtime(data_dir=tmp_path, shutdown_timeout=10) as runtime:
+        handle = await runtime.start(GRACEFUL)
+        with anyio.fail_after(10):
+            async for _ in handle.changes():
+                if task_state(handle, "slow") is State.RUNNING:
+                    break
+    # leaving the block quiesced the runtime: slow finished, last was not started
+    async with Runtime(data_dir=tmp_path, recover=False) as runtime:
+        stopped = await runtime.store.get_execution(handle.id)
+    assert stopped is not None
+    assert stopped.state.current is State.RUNNING
+    states = {t.task_id: t.state.current for t in stopped.task_run_list}
+    assert states["slow"] is State.SUCCESS
+    assert states.get("last", State.CREATED) is State.CREATED
+    async with Runtime(data_dir=tmp_path) as runtime:
+        handle = await runtime.lookup(handle.id)
+        with anyio.fail_after(10):
+            done = await handle.result()
+    assert done.state.current is State.SUCCESS
+    slow = next(t for t in done.task_run_list if t.task_id == "slow")
+    assert len(slow.attempts or []) == 1
+    assert done.task_run_list[-1].outputs == {"value": "kept"}
+
+
+async def test_a_graceful_stop_does_not_wait_out_a_retry_interval(tmp_path: Path) -> None:
+    flow = """
+id: waiting
+namespace: tests
+tasks:
+  - id: flaky
+    type: Log
+    message: "{{ taskrun.attemptsCount >= 1 ? 'ok' : nope }}"
+    retry: {type: constant, interval: PT1H, maxAttempt: 2}
+"""
+    clock = VirtualClock(autojump=False)
+    async with Runtime(
+        data_dir=tmp_path, store=SqliteStore(tmp_path / "t.db"), clock=clock
+    ) as runtime:
+        handle = await runtime.start(flow)
+        await handle.wait_for_state(State.RUNNING)
+        with anyio.fail_after(10):
+            async for _ in handle.changes():
+                if task_state(handle, "flaky") is State.RETRYING:
+                    break
+        with anyio.fail_after(5):  # real seconds: the hour of virtual time is not waited
+            assert await runtime.quiesce(60)
+    second = VirtualClock(start=clock.now())
+    execution, _ = await resume(tmp_path, second, handle.id)
+    assert execution.state.current is State.SUCCESS  # type: ignore[attr-defined]
+    assert second.now() - clock.now() == 3600.0

@@ -12,7 +12,7 @@ import pytest
 
 from runtime.engine import Event, Execution, Runtime, State, execution_json, fold
 from runtime.store import ExecutionQuery, MemoryStore, SqliteStore, Store
-from runtime.store._migrations import SchemaTooNewError
+from runtime.store._migrations import MIGRATIONS, SchemaTooNewError
 
 StoreFactory = Callable[[Path], Store]
 
@@ -95,6 +95,10 @@ async def test_search_filters_and_pages_newest_first(store: Store) -> None:
         ExecutionQuery(started_after=first_start + timedelta(microseconds=1))
     )
     assert later.total == 3
+    last_end = runs[-1][0].state.end_date
+    assert last_end is not None
+    ended = await store.search(ExecutionQuery(namespace="company", ended_after=last_end))
+    assert [e.id for e in ended.items] == [runs[-1][0].id]
 
 
 async def test_logs_filter_by_task_run_attempt_and_level(store: Store) -> None:
@@ -145,6 +149,20 @@ async def test_flow_revisions_are_kept(store: Store) -> None:
     assert [(r.revision, r.source) for r in revisions] == [(1, "id: f"), (2, "id: f  # changed")]
 
 
+async def test_deleted_flows_leave_the_list_but_keep_their_revisions(store: Store) -> None:
+    await store.save_flow("ns", "a", 1, "id: a")
+    await store.save_flow("ns", "b", 1, "id: b")
+    await store.save_flow("ns", "b", 2, "id: b  # two")
+    assert [(f.id, f.revision) for f in await store.latest_flows()] == [("a", 1), ("b", 2)]
+    assert await store.delete_flow("ns", "b")
+    assert not await store.delete_flow("ns", "b")
+    assert not await store.delete_flow("ns", "missing")
+    assert [f.id for f in await store.latest_flows()] == ["a"]
+    assert len(await store.flow_revisions("ns", "b")) == 2
+    await store.save_flow("ns", "b", 3, "id: b  # back")
+    assert [(f.id, f.revision) for f in await store.latest_flows()] == [("a", 1), ("b", 3)]
+
+
 async def test_key_values_with_expiry(store: Store) -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     await store.kv_put("ns", "k", {"a": [1, 2]}, now + timedelta(minutes=1))
@@ -172,11 +190,32 @@ async def test_sqlite_uses_wal_and_refuses_a_newer_schema(tmp_path: Path) -> Non
         pass
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 1
+        version = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        assert version == len(MIGRATIONS)
         connection.execute("INSERT INTO schema_version (version) VALUES (99)")
     with pytest.raises(SchemaTooNewError, match="newer than this Tiercel"):
         async with SqliteStore(path):
             pass
+
+
+async def test_an_older_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "tiercel.db"
+    with sqlite3.connect(path, isolation_level=None) as connection:
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        connection.executescript(MIGRATIONS[0])
+        connection.execute("INSERT INTO schema_version (version) VALUES (1)")
+        connection.execute(
+            "INSERT INTO flows VALUES ('ns', 'old', 1, 'id: old', '2026-01-01T00:00:00+00:00')"
+        )
+    connection.close()
+    async with SqliteStore(path) as store:
+        assert [f.id for f in await store.latest_flows()] == ["old"]
+        assert await store.delete_flow("ns", "old")
+        assert await store.latest_flows() == []
+    with sqlite3.connect(path) as connection:
+        version = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        assert version == len(MIGRATIONS)
+    connection.close()
 
 
 async def test_group_commit_batches_many_events_into_few_transactions(tmp_path: Path) -> None:

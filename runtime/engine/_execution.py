@@ -33,6 +33,7 @@ from runtime.engine._messages import (
     Kill,
     LabelsSet,
     Pause,
+    Quiesce,
     Restart,
     Resume,
     SubflowStarted,
@@ -147,6 +148,7 @@ class ExecutionActor(Supervisor[object]):
         "paused_by_user",
         "paused_nodes",
         "queue",
+        "quiescing",
         "recovering",
         "restart_result",
         "restarting",
@@ -194,6 +196,7 @@ class ExecutionActor(Supervisor[object]):
         self.queue: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
         self.seq = 0
         self.killing = False
+        self.quiescing = False
         self.paused_by_user = False
         self.deferred: list[tuple[Start, Node | None]] = []
         self.paused_nodes: set[str] = set()
@@ -259,6 +262,16 @@ class ExecutionActor(Supervisor[object]):
             for action, args in batch:
                 action(*args)
         self.check_end()
+        if self.quiescing:
+            self.check_quiet()
+
+    def check_quiet(self) -> None:
+        """While quiescing: tell the channel once no attempt is running (a task run waiting
+        to retry is quiet; its wait is re-armed by recovery)."""
+        if all(node.data.get("backoff") for node in self.by_ref.values()):
+            quiet = getattr(self.channel, "quiet", None)
+            if quiet is not None:
+                quiet.set()
 
     def system_log(self, level: str, message: str, node: Node | None = None) -> None:
         """A log line of the execution (of a task run when ``node`` is given)."""
@@ -461,8 +474,8 @@ class ExecutionActor(Supervisor[object]):
 
     def launch(self, node: Node) -> None:
         """Start a created (or restarted) task run according to its kind."""
-        if self.killing:
-            return
+        if self.killing or self.quiescing:
+            return  # quiescing: the task run stays CREATED; recovery launches it
         run_if = node.task.run_if
         if run_if is not None and node.state.created:
             try:
@@ -589,6 +602,7 @@ class ExecutionActor(Supervisor[object]):
         if node is None:
             return
         node.attempts = message.attempt
+        node.data.pop("backoff", None)
         if node.state is State.RETRYING or node.state.created:
             node.state = State.RUNNING
         self.emit(AttemptStarted, node.id, attempt=message.attempt)
@@ -636,6 +650,7 @@ class ExecutionActor(Supervisor[object]):
         if self.killing:
             child.kill()
             return
+        node.data["backoff"] = True
         self.set_task_run_state(node, State.RETRYING)
 
     async def on_child_exit(self, child: ActorRef[Any], exit: Exit) -> None:
@@ -1021,8 +1036,8 @@ class ExecutionActor(Supervisor[object]):
             return  # disarmed
         del self.timers[(message.task_run_id, message.kind)]
         node = self.nodes.get(message.task_run_id)
-        if node is None or node.state.terminal or self.killing:
-            return
+        if node is None or node.state.terminal or self.killing or self.quiescing:
+            return  # quiescing: recovery re-arms the timer at its due time
         if message.kind == "waitfor":
             self.wait_for_resume(node)
         elif message.kind == "subflow":
@@ -1201,6 +1216,8 @@ class ExecutionActor(Supervisor[object]):
             result = self.resume(message.inputs)
         elif isinstance(message, Restart):
             result = self.restart()
+        elif isinstance(message, Quiesce):
+            self.quiescing = True
         self.drain()
         return result
 

@@ -107,3 +107,8 @@ class SubflowStarted(msgspec.Struct):
 
     task_run_id: str
     execution_id: str
+
+
+@control_message
+class Quiesce(msgspec.Struct):
+    """Start nothing new (a graceful stop): tell the channel once no attempt is running."""

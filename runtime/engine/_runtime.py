@@ -3,9 +3,10 @@ follows and controls one."""
 
 from __future__ import annotations
 
+import bisect
 import os
 import tempfile
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from runtime.engine._messages import (
     Dequeued,
     Kill,
     Pause,
+    Quiesce,
     Restart,
     Resume,
 )
@@ -87,6 +89,7 @@ class _Channel:
         "ended",
         "events",
         "execution",
+        "quiet",
         "ref",
         "snapshot_seq",
         "started",
@@ -101,8 +104,21 @@ class _Channel:
         self.waiters: list[anyio.Event] = []
         self.started = _Flag()
         self.ended = _Flag()
+        self.quiet: _Flag | None = None
         self.execution: Execution | None = None
         self.ref: ActorRef[object] | None = None
+
+    @classmethod
+    def of_history(cls, store: Store, events: list[Event]) -> _Channel:
+        """A channel for an execution read back from the store (not running here)."""
+        channel = cls(store)
+        channel.events = events
+        channel.snapshot_seq = events[-1].seq
+        channel.execution = fold(events)
+        channel.started.set()
+        if channel.execution.state.current.terminal:
+            channel.ended.set()
+        return channel
 
     def publish(self, event: Event) -> None:
         self.events.append(event)
@@ -138,9 +154,17 @@ class ExecutionHandle:
         self.id = execution_id
         self.snapshot = snapshot
         """For a replay: the new execution as created (RESTARTED), before it ran on."""
+        self._own = runtime._channels.get(execution_id)
 
     @property
     def _channel(self) -> _Channel:
+        # The runtime may forget an ended execution (``retain_ended``); its handles do not.
+        found = self.runtime._channels.get(self.id)
+        if found is not None:
+            self._own = found
+            return found
+        if self._own is not None:
+            return self._own
         return self.runtime._channel(self.id)
 
     @property
@@ -197,15 +221,15 @@ class ExecutionHandle:
 
     async def kill(self) -> None:
         """Kill the execution (KILLING, then KILLED)."""
-        await self.runtime._command(self.id, Kill())
+        await self.runtime.kill(self.id)
 
     async def pause(self) -> None:
         """Pause a running execution."""
-        await self.runtime._command(self.id, Pause())
+        await self.runtime.pause(self.id)
 
     async def resume(self, inputs: Mapping[str, Any] | None = None) -> None:
         """Resume a paused execution, with the Pause task's ``onResume`` inputs."""
-        await self.runtime._command(self.id, Resume(dict(inputs or {})))
+        await self.runtime.resume(self.id, inputs)
 
     async def restart(self) -> Execution:
         """Re-run the failed task runs of a finished execution, in place.
@@ -235,7 +259,9 @@ class Runtime:
     ``store`` keeps executions: by default SQLite in ``data_dir/tiercel.db`` when a data
     folder is given, memory otherwise. With ``recover`` (the default), entering the runtime
     resumes every execution the store holds unfinished. ``max_file_bytes`` caps each file
-    put in internal storage (1 GiB by default).
+    put in internal storage (1 GiB by default). ``retain_ended`` is how many ended
+    executions stay in memory (the most recent); older ones are read back from the store
+    when asked for. None keeps them all.
     """
 
     def __init__(
@@ -250,6 +276,7 @@ class Runtime:
         shutdown_timeout: float = 10.0,
         recover: bool = True,
         max_file_bytes: int | None = None,
+        retain_ended: int | None = 10_000,
     ) -> None:
         from runtime.plugins import load_entry_points
 
@@ -277,6 +304,10 @@ class Runtime:
         self._queued: dict[str, deque[tuple[Flow, ExecutionCreated]]] = defaultdict(deque)
         self._watchers: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._follow_ups = 0
+        self._registered: dict[tuple[str, str], Flow] = {}
+        self.retain_ended = retain_ended
+        self._ended_order: OrderedDict[str, None] = OrderedDict()
+        self._end_hooks: list[Callable[[Execution], None]] = []
         self._settled = anyio.Event()
         self.services = Services(
             clock=self.clock,
@@ -309,6 +340,8 @@ class Runtime:
         tb: TracebackType | None,
     ) -> None:
         try:
+            if exc_type is None and not self.system.closing:
+                await self.quiesce(self.system.shutdown_timeout)
             await self.system.__aexit__(exc_type, exc, tb)
         finally:
             try:
@@ -365,6 +398,41 @@ class Runtime:
     def _spawn_actor(self, actor: ExecutionActor, execution_id: str) -> ActorRef[object]:
         return self.system.spawn(lambda: actor, name=f"execution:{execution_id}")
 
+    async def register_flow(self, flow: Flow) -> Flow:
+        """Keep ``flow`` as the latest revision of its id, numbered by the store.
+
+        Text that matches the stored latest revision keeps its number; changed text becomes
+        the next revision, stored before any execution uses it (so recovery after a crash
+        runs the revision the execution started with). Returns the flow as kept.
+        """
+        key = (flow.namespace, flow.id)
+        known = self._registered.get(key)
+        if known is flow:
+            return flow
+        source = flow_source(flow)
+        latest: tuple[int, str] | None
+        if known is not None:
+            latest = (known.revision or 1, flow_source(known))
+        else:
+            stored = await self.store.flow_revisions(flow.namespace, flow.id)
+            latest = (stored[-1].revision, stored[-1].source) if stored else None
+        if latest is not None and latest[1] == source:
+            flow.revision = latest[0]
+        else:
+            flow.revision = latest[0] + 1 if latest is not None else 1
+            await self.store.save_flow(flow.namespace, flow.id, flow.revision, source)
+        kept = self.flows.add(flow)
+        if kept is not flow:  # the repository had this revision already (same text)
+            flow = kept
+        self._registered[key] = flow
+        return flow
+
+    async def delete_flow(self, namespace: str, flow_id: str) -> bool:
+        """Delete a flow: it can no longer be started; its executions keep their revision."""
+        self._registered.pop((namespace, flow_id), None)
+        self.flows.remove(namespace, flow_id)
+        return await self.store.delete_flow(namespace, flow_id)
+
     async def _flow_for(self, namespace: str, flow_id: str, revision: int) -> Flow | None:
         flow = self.flows.get(namespace, flow_id, revision)
         if flow is not None:
@@ -392,13 +460,119 @@ class Runtime:
         except KeyError:
             raise ExecutionNotFoundError(f"no execution {execution_id!r}") from None
 
-    def handle(self, execution_id: str) -> ExecutionHandle:
-        """The handle of a known execution.
+    async def _load(self, execution_id: str) -> _Channel:
+        """The channel of an execution: in memory, else read back from the store."""
+        found = self._channels.get(execution_id)
+        if found is not None:
+            if execution_id in self._ended_order:
+                self._ended_order.move_to_end(execution_id)
+            return found
+        events = await self.store.events(execution_id)
+        if not events:
+            raise ExecutionNotFoundError(f"no execution {execution_id!r}")
+        found = self._channels.get(execution_id)  # loaded by someone else meanwhile
+        if found is not None:
+            return found
+        channel = _Channel.of_history(self.store, events)
+        self._channels[execution_id] = channel
+        if channel.ended.is_set():
+            self._remember_ended(execution_id)
+        return channel
 
-        :raises ExecutionNotFoundError: if there is none with this id.
+    def _remember_ended(self, execution_id: str) -> None:
+        """Keep an ended execution in memory among the ``retain_ended`` most recent."""
+        order = self._ended_order
+        order[execution_id] = None
+        order.move_to_end(execution_id)
+        if self.retain_ended is None:
+            return
+        while len(order) > self.retain_ended:
+            oldest, _ = order.popitem(last=False)
+            channel = self._channels.get(oldest)
+            if channel is None:
+                continue
+            idle = channel.ref is None or not channel.ref.is_alive
+            if channel.ended.is_set() and idle and oldest not in self._watchers:
+                del self._channels[oldest]
+
+    def handle(self, execution_id: str) -> ExecutionHandle:
+        """The handle of an execution in memory (running, or among the recently ended).
+
+        :raises ExecutionNotFoundError: if there is none with this id in memory; use
+            :meth:`lookup` to read older ones back from the store.
         """
         self._channel(execution_id)
         return ExecutionHandle(self, execution_id)
+
+    async def lookup(self, execution_id: str) -> ExecutionHandle:
+        """The handle of any execution the store holds.
+
+        :raises ExecutionNotFoundError: if there is none with this id.
+        """
+        await self._load(execution_id)
+        return ExecutionHandle(self, execution_id)
+
+    async def get_execution(self, execution_id: str) -> Execution | None:
+        """The execution document as it is now (from memory if it is there), or None."""
+        channel = self._channels.get(execution_id)
+        if channel is not None and channel.execution is not None:
+            return channel.execution
+        return await self.store.get_execution(execution_id)
+
+    async def follow(self, execution_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        """The events of an execution numbered above ``after_seq``, then live ones, until
+        it ends (at once if it has ended).
+
+        :raises ExecutionNotFoundError: if there is no such execution.
+        """
+        channel = await self._load(execution_id)
+        while True:
+            events = channel.events
+            index = bisect.bisect_right(events, after_seq, key=_seq_of)
+            while index < len(events):
+                event = events[index]
+                index += 1
+                after_seq = event.seq
+                yield event
+            if channel.ended.is_set() and (not events or events[-1].seq <= after_seq):
+                return
+            if channel.ref is None and not channel.ended.is_set():
+                # Not running in this process: poll the store for what others append.
+                await anyio.sleep(0.5)
+                channel.events = events + await self.store.events(execution_id, after_seq)
+                if channel.events and type(channel.events[-1]) is ExecutionEnded:
+                    channel.ended.set()
+                continue
+            waiter = anyio.Event()
+            channel.waiters.append(waiter)
+            await waiter.wait()
+
+    def on_execution_end(self, callback: Callable[[Execution], None]) -> None:
+        """Call ``callback`` with the final document each time an execution ends here."""
+        self._end_hooks.append(callback)
+
+    async def quiesce(self, timeout: float) -> bool:  # noqa: ASYNC109 - a shared deadline
+        """Stop starting work and wait up to ``timeout`` seconds for running attempts to end
+        (their results are kept). Returns True if everything went quiet in time.
+
+        What is left (attempts still running, task runs not started, timers) is picked up
+        by recovery the next time a runtime opens the store. Used by a graceful stop.
+        """
+        waiting: list[_Flag] = []
+        for channel in list(self._channels.values()):
+            ref = channel.ref
+            if ref is None or not ref.is_alive or channel.ended.is_set():
+                continue
+            if channel.quiet is None:
+                channel.quiet = _Flag()
+            waiting.append(channel.quiet)
+            ref.tell_nowait(Quiesce())
+        with anyio.move_on_after(timeout):
+            for flag in waiting:
+                await flag.wait()
+            await self.store.flush()
+            return True
+        return False
 
     async def start(
         self,
@@ -420,7 +594,7 @@ class Runtime:
         """
         if isinstance(flow, str):
             flow = parse_flow(flow)
-        self.flows.add(flow)
+        flow = await self.register_flow(flow)
         values = (
             resolve_inputs(flow.inputs, dict(inputs or {}), strict=strict_inputs)
             if validate_inputs
@@ -448,7 +622,6 @@ class Runtime:
                 "originalCreatedDate": self.clock.utcnow().astimezone(UTC).isoformat(),
             },
         )
-        await self.store.save_flow(flow.namespace, flow.id, flow.revision or 1, flow_source(flow))
         channel = _Channel(self.store)
         self._channels[execution_id] = channel
         self._spawn(flow, created, channel)
@@ -494,6 +667,7 @@ class Runtime:
             execution.namespace, execution.flow_id, execution_id
         )
         self._channels.pop(execution_id, None)
+        self._ended_order.pop(execution_id, None)
         return deleted
 
     async def purge(self, older_than: timedelta) -> int:
@@ -504,6 +678,7 @@ class Runtime:
         for namespace, flow_id, execution_id in gone:
             storage.delete_execution(namespace, flow_id, execution_id)
             self._channels.pop(execution_id, None)
+            self._ended_order.pop(execution_id, None)
         return len(gone)
 
     def _spawn(self, flow: Flow, created: ExecutionCreated, channel: _Channel) -> None:
@@ -546,6 +721,12 @@ class Runtime:
                 parent.ref.tell_nowait(ChildExecutionEnded(task_run_id, execution))
         if execution.state.current is State.RETRIED:
             self._retry_as_new_execution(flow, execution)
+        self._remember_ended(execution.id)
+        for hook in self._end_hooks:
+            try:
+                hook(execution)
+            except Exception:
+                self.system.log.exception("an execution end hook failed", execution_id=execution.id)
         self._changed()
 
     def _changed(self) -> None:
@@ -655,7 +836,7 @@ class Runtime:
     # -- commands -----------------------------------------------------------------------
 
     async def _command(self, execution_id: str, command: object) -> CommandResult:
-        channel = self._channel(execution_id)
+        channel = await self._load(execution_id)
         ref = channel.ref
         if ref is None or not ref.is_alive:
             state = channel.execution.state.current.value if channel.execution else "unknown"
@@ -680,6 +861,10 @@ class Runtime:
         """Kill an execution (and the subflow executions it waits for)."""
         await self._command(execution_id, Kill())
 
+    async def pause(self, execution_id: str) -> None:
+        """Pause a running execution: running task runs finish, nothing new starts."""
+        await self._command(execution_id, Pause())
+
     async def restart(self, execution_id: str) -> Execution:
         """Restart an execution in place: failed task runs run again, with new attempts.
 
@@ -687,7 +872,7 @@ class Runtime:
 
         :raises ExecutionError: if it cannot be restarted in its current state.
         """
-        channel = self._channel(execution_id)
+        channel = await self._load(execution_id)
         if not channel.ended.is_set():
             result = await self._command(execution_id, Restart())
             assert result.snapshot is not None
@@ -697,7 +882,7 @@ class Runtime:
         execution = channel.execution
         if execution is None:
             raise ExecutionError(f"execution {execution_id} has not started")
-        flow = self.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
+        flow = await self._flow_for(execution.namespace, execution.flow_id, execution.flow_revision)
         if flow is None:
             raise ExecutionError(f"flow {execution.namespace}.{execution.flow_id} is unknown")
         if execution.state.current not in (State.FAILED, State.KILLED, State.WARNING):
@@ -706,6 +891,7 @@ class Runtime:
                 f"not {execution.state.current.value}"
             )
         channel.ended = _Flag()
+        self._ended_order.pop(execution_id, None)
         self._running[flow.uid].add(execution_id)
 
         def on_end(done: Execution) -> None:
@@ -732,11 +918,11 @@ class Runtime:
 
         :raises ExecutionError: if the execution is still running or has no such task run.
         """
-        channel = self._channel(execution_id)
+        channel = await self._load(execution_id)
         execution = channel.execution
         if execution is None or not execution.state.current.terminal:
             raise ExecutionError(f"execution {execution_id} must have ended to be replayed")
-        flow = self.flows.get(execution.namespace, execution.flow_id, execution.flow_revision)
+        flow = await self._flow_for(execution.namespace, execution.flow_id, execution.flow_revision)
         if flow is None:
             raise ExecutionError(f"flow {execution.namespace}.{execution.flow_id} is unknown")
         new_id_ = new_id()
@@ -780,6 +966,10 @@ class Runtime:
         """Start an execution and wait for its end."""
         handle = await self.start(flow, inputs, **options)
         return await handle.result()
+
+
+def _seq_of(event: Event) -> int:
+    return event.seq
 
 
 class _Once(Actor[object]):

@@ -31,6 +31,8 @@ class ExecutionQuery(msgspec.Struct, kw_only=True):
     labels: dict[str, str] | None = None
     started_after: datetime | None = None
     started_before: datetime | None = None
+    ended_after: datetime | None = None
+    """Only executions that ended at or after this date (finished ones, then)."""
     page: int = 1
     size: int = 25
 
@@ -203,7 +205,16 @@ class Store(ABC):
 
     @abstractmethod
     async def flow_revisions(self, namespace: str, flow_id: str) -> list[StoredFlow]:
-        """Every stored revision of a flow, oldest first."""
+        """Every stored revision of a flow, oldest first (deleted flows' too)."""
+
+    @abstractmethod
+    async def latest_flows(self) -> list[StoredFlow]:
+        """The latest revision of every flow that is not deleted, by namespace and id."""
+
+    @abstractmethod
+    async def delete_flow(self, namespace: str, flow_id: str) -> bool:
+        """Mark a flow deleted (its revisions stay, for the executions that ran them);
+        True if it existed and was not deleted. Saving a revision again revives it."""
 
     # -- retention ----------------------------------------------------------------------
 
@@ -253,6 +264,10 @@ def matches(execution: Execution, query: ExecutionQuery) -> bool:
         return False
     if query.started_before is not None and start >= query.started_before:
         return False
+    if query.ended_after is not None:
+        end = execution.state.end_date
+        if end is None or not execution.state.current.terminal or end < query.ended_after:
+            return False
     if query.labels:
         labels = {label.key: label.value for label in execution.labels}
         if any(labels.get(k) != v for k, v in query.labels.items()):

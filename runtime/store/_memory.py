@@ -56,6 +56,7 @@ class MemoryStore(Store):
         self._logs: dict[str, list[LogEntry]] = {}
         self._metrics: dict[str, list[MetricEntry]] = {}
         self._flows: dict[tuple[str, str], dict[int, StoredFlow]] = {}
+        self._deleted_flows: set[tuple[str, str]] = set()
         self._kv: dict[tuple[str, str], tuple[Any, datetime | None]] = {}
 
     def append(self, event: Event) -> None:
@@ -160,6 +161,7 @@ class MemoryStore(Store):
         ]
 
     async def save_flow(self, namespace: str, flow_id: str, revision: int, source: str) -> None:
+        self._deleted_flows.discard((namespace, flow_id))
         revisions = self._flows.setdefault((namespace, flow_id), {})
         revisions.setdefault(
             revision,
@@ -175,6 +177,20 @@ class MemoryStore(Store):
     async def flow_revisions(self, namespace: str, flow_id: str) -> list[StoredFlow]:
         revisions = self._flows.get((namespace, flow_id), {})
         return [revisions[r] for r in sorted(revisions)]
+
+    async def latest_flows(self) -> list[StoredFlow]:
+        return [
+            revisions[max(revisions)]
+            for key, revisions in sorted(self._flows.items())
+            if revisions and key not in self._deleted_flows
+        ]
+
+    async def delete_flow(self, namespace: str, flow_id: str) -> bool:
+        key = (namespace, flow_id)
+        if key not in self._flows or key in self._deleted_flows:
+            return False
+        self._deleted_flows.add(key)
+        return True
 
     async def delete_execution(self, execution_id: str) -> bool:
         existed = self._events.pop(execution_id, None) is not None

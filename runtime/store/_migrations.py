@@ -72,6 +72,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace, key)
     );
     """,
+    # 2: deleted flows (their revisions stay for the executions that ran them)
+    """
+    CREATE TABLE deleted_flows (
+        namespace TEXT NOT NULL,
+        id TEXT NOT NULL,
+        PRIMARY KEY (namespace, id)
+    );
+    CREATE INDEX executions_by_end ON executions (end_date);
+    """,
 ]
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -386,13 +387,20 @@ class SqliteStore(Store):
 
     async def save_flow(self, namespace: str, flow_id: str, revision: int, source: str) -> None:
         now = _iso(datetime.now(UTC))
-        await self._on_writer(
-            lambda c: c.execute(
-                "INSERT OR IGNORE INTO flows (namespace, id, revision, source, created) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (namespace, flow_id, revision, source, now),
-            )
-        )
+
+        def run(c: sqlite3.Connection) -> None:
+            with _transaction(c):  # the revision and the revival together
+                c.execute(
+                    "INSERT OR IGNORE INTO flows (namespace, id, revision, source, created) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (namespace, flow_id, revision, source, now),
+                )
+                c.execute(
+                    "DELETE FROM deleted_flows WHERE namespace = ? AND id = ?",
+                    (namespace, flow_id),
+                )
+
+        await self._on_writer(run)
 
     async def flow_revisions(self, namespace: str, flow_id: str) -> list[StoredFlow]:
         rows = await self._on_reader(
@@ -412,6 +420,45 @@ class SqliteStore(Store):
             )
             for revision, source, created in rows
         ]
+
+    async def latest_flows(self) -> list[StoredFlow]:
+        rows = await self._on_reader(
+            lambda c: c.execute(
+                "SELECT f.namespace, f.id, f.revision, f.source, f.created FROM flows f "
+                "JOIN (SELECT namespace, id, MAX(revision) AS revision FROM flows "
+                "GROUP BY namespace, id) latest USING (namespace, id, revision) "
+                "WHERE NOT EXISTS (SELECT 1 FROM deleted_flows d "
+                "WHERE d.namespace = f.namespace AND d.id = f.id) "
+                "ORDER BY f.namespace, f.id"
+            ).fetchall()
+        )
+        return [
+            StoredFlow(
+                namespace=namespace,
+                id=flow_id,
+                revision=revision,
+                source=source,
+                created=datetime.fromisoformat(created),
+            )
+            for namespace, flow_id, revision, source, created in rows
+        ]
+
+    async def delete_flow(self, namespace: str, flow_id: str) -> bool:
+        def run(c: sqlite3.Connection) -> bool:
+            with _transaction(c):
+                exists = c.execute(
+                    "SELECT 1 FROM flows WHERE namespace = ? AND id = ? LIMIT 1",
+                    (namespace, flow_id),
+                ).fetchone()
+                if exists is None:
+                    return False
+                cursor = c.execute(
+                    "INSERT OR IGNORE INTO deleted_flows (namespace, id) VALUES (?, ?)",
+                    (namespace, flow_id),
+                )
+                return bool(cursor.rowcount)
+
+        return await self._on_writer(run)
 
     # -- retention ----------------------------------------------------------------------
 
@@ -537,6 +584,17 @@ def _delete(connection: sqlite3.Connection, ids: list[str]) -> int:
     return deleted
 
 
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    connection.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
 def _where(query: ExecutionQuery) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
@@ -556,6 +614,9 @@ def _where(query: ExecutionQuery) -> tuple[str, list[Any]]:
     if query.started_before is not None:
         clauses.append("start_date < ?")
         args.append(_iso(query.started_before))
+    if query.ended_after is not None:
+        clauses.append(f"end_date >= ? AND state IN ({','.join('?' * len(_TERMINAL_NAMES))})")
+        args += [_iso(query.ended_after), *_TERMINAL_NAMES]
     for key, value in (query.labels or {}).items():
         clauses.append("json_extract(labels, ?) = ?")
         args += ['$."' + key.replace('"', '""') + '"', value]

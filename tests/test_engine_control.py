@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import anyio.lowlevel
 import pytest
@@ -11,6 +13,7 @@ from runtime.engine import ExecutionError, Runtime, State
 from runtime.errors import InputValidationError
 from runtime.flows import FlowRepository
 from runtime.parsing import parse_flow
+from runtime.store import ExecutionQuery
 
 SLEEPY = """
 id: sleepy
@@ -69,8 +72,9 @@ async def test_manual_pause_resumes_with_typed_inputs() -> None:
     async with Runtime(clock=VirtualClock()) as runtime:
         handle = await runtime.start(PAUSE)
         await handle.wait_for_state(State.PAUSED)
-        with pytest.raises(ExecutionError, match="input 'approved'"):
+        with pytest.raises(InputValidationError, match="input 'approved'"):
             await handle.resume({"approved": "maybe"})
+        assert handle.execution.state.current is State.PAUSED  # nothing resumed
         await handle.resume({"approved": "true"})
         execution = await handle.result()
     assert execution.state.current is State.SUCCESS
@@ -216,3 +220,69 @@ async def test_missing_required_inputs_fail_before_anything_runs() -> None:
         with pytest.raises(InputValidationError, match="input 'n' is required"):
             await runtime.start(flow)
         assert runtime.executions() == []
+
+
+MARKABLE = """
+id: markable
+namespace: tests
+tasks:
+  - {id: broken, type: io.kestra.plugin.core.execution.Fail, errorMessage: "no"}
+  - {id: after, type: Return, format: "ran"}
+errors:
+  - {id: alert, type: Log, message: "failed"}
+"""
+
+
+async def test_a_task_run_set_to_success_by_hand_lets_the_execution_run_on() -> None:
+    async with Runtime(clock=VirtualClock()) as runtime:
+        failed = await runtime.run(MARKABLE)
+        assert failed.state.current is State.FAILED
+        broken = failed.task_run_list[0]
+        assert [t.task_id for t in failed.task_run_list] == ["broken", "alert"]
+        restarted = await runtime.set_task_run_state(failed.id, broken.id, State.SUCCESS)
+        assert restarted.state.current is State.RESTARTED
+        done = await runtime.handle(failed.id).result()
+    assert done.state.current is State.SUCCESS
+    assert [t.task_id for t in done.task_run_list] == ["broken", "after"]  # errors branch dropped
+    marked = done.task_run_list[0]
+    assert marked.state.current is State.SUCCESS
+    assert marked.attempts is not None
+    assert marked.attempts[-1].state.current is State.SUCCESS
+    assert done.task_run_list[1].outputs == {"value": "ran"}
+
+
+async def test_changing_task_run_state_is_refused_where_it_makes_no_sense() -> None:
+    async with Runtime(clock=VirtualClock()) as runtime:
+        failed = await runtime.run(MARKABLE)
+        with pytest.raises(ExecutionError, match="no task run nope"):
+            await runtime.set_task_run_state(failed.id, "nope", State.SUCCESS)
+        with pytest.raises(ExecutionError, match="not RUNNING"):
+            await runtime.set_task_run_state(failed.id, failed.task_run_list[0].id, State.RUNNING)
+        handle = await runtime.start(PAUSE)
+        await handle.wait_for_state(State.PAUSED)
+        with pytest.raises(ExecutionError, match="only a finished execution"):
+            await runtime.set_task_run_state(
+                handle.id, handle.execution.task_run_list[0].id, State.SUCCESS
+            )
+        assert (await runtime.get_execution(failed.id)).state.current is State.FAILED  # type: ignore[union-attr]
+
+
+async def test_the_status_of_a_finished_execution_changes_by_hand(tmp_path: Path) -> None:
+    async with Runtime(data_dir=tmp_path, clock=VirtualClock()) as runtime:
+        failed = await runtime.run(MARKABLE)
+        changed = await runtime.change_status(failed.id, State.SUCCESS)
+        with pytest.raises(ExecutionError, match="final state"):
+            await runtime.change_status(failed.id, State.RUNNING)
+        handle = await runtime.start(PAUSE)
+        await handle.wait_for_state(State.PAUSED)
+        with pytest.raises(ExecutionError, match="only a finished execution"):
+            await runtime.change_status(handle.id, State.CANCELLED)
+        await handle.kill()
+    assert changed.state.current is State.SUCCESS
+    assert [h.state for h in changed.state.histories][-2:] == [State.FAILED, State.SUCCESS]
+    async with Runtime(data_dir=tmp_path, recover=False) as runtime:
+        stored = await runtime.get_execution(failed.id)
+        page = await runtime.store.search(ExecutionQuery(states=[State.SUCCESS]))
+    assert stored is not None
+    assert stored.state.current is State.SUCCESS
+    assert [e.id for e in page.items] == [failed.id]

@@ -140,6 +140,7 @@ class ExecutionActor(Supervisor[object]):
         "history",
         "hooks",
         "killing",
+        "mark",
         "mode",
         "nodes",
         "on_end",
@@ -171,6 +172,7 @@ class ExecutionActor(Supervisor[object]):
         *,
         mode: str = "run",
         restart: bool = False,
+        mark: tuple[str, State] | None = None,
     ) -> None:
         self.flow = flow
         self.services = services
@@ -180,6 +182,7 @@ class ExecutionActor(Supervisor[object]):
         self.on_end = on_end
         self.mode = mode
         self.restarting = restart
+        self.mark = mark
         self.restart_result: CommandResult | None = None
         self.channel: Any = None
         self.fold = ExecutionFold()
@@ -320,7 +323,7 @@ class ExecutionActor(Supervisor[object]):
             self.share_document()
             self.base_variables = self.make_base_variables()
             if self.restarting:
-                result = self.restart_result = self.restart()
+                result = self.restart_result = self.restart(self.mark)
                 if not result.ok:
                     self.logger.warning("restart refused", reason=result.message)
                     self.stop_self()
@@ -1106,30 +1109,72 @@ class ExecutionActor(Supervisor[object]):
             self.later(self.start_child, start, parent)
         return CommandResult(True)
 
-    def restart(self) -> CommandResult:
+    def restart(self, mark: tuple[str, State] | None = None) -> CommandResult:
+        """Restart in place: failed task runs run again. With ``mark`` (a task run id and a
+        state), only that task run changes, to that state, and the execution re-decides
+        from there (Kestra's "change task run state")."""
         current = self.execution.state.current
-        if current not in (State.FAILED, State.KILLED, State.PAUSED, State.WARNING):
+        if mark is None and current not in (
+            State.FAILED, State.KILLED, State.PAUSED, State.WARNING
+        ):  # fmt: skip
             return CommandResult(
                 False, f"only a FAILED, KILLED, WARNING or PAUSED execution can be restarted, "
                 f"not {current.value}",
             )  # fmt: skip
+        if mark is not None:
+            refused = self.markable(mark[0])
+            if refused is not None:
+                return CommandResult(False, refused)
         self.killing = False
         self.finished = False
         doomed = self.error_branch_runs()
+        if mark is not None:
+            doomed.discard(mark[0])
         if doomed:
             self.emit(TaskRunsRemoved, task_run_ids=sorted(doomed))
         self.set_execution_state(State.RESTARTED)
-        for task_run in self.execution.task_run_list:
-            if task_run.state.current in (State.FAILED, State.KILLED, State.CANCELLED):
-                task = self.flow.find_task(task_run.task_id)
-                again = State.RESTARTED
-                if task is not None and kind_of(task) in (Kind.FLOWABLE, Kind.PAUSE, Kind.WAIT_FOR):
-                    again = State.RUNNING  # a flowable re-decides; its failed children restart
-                self.emit(TaskRunStateChanged, task_run.id, state=again)
+        if mark is not None:
+            self.mark_task_run(*mark)
+        else:
+            for task_run in self.execution.task_run_list:
+                if task_run.state.current in (State.FAILED, State.KILLED, State.CANCELLED):
+                    task = self.flow.find_task(task_run.task_id)
+                    again = State.RESTARTED
+                    if task is not None and kind_of(task) in (
+                        Kind.FLOWABLE, Kind.PAUSE, Kind.WAIT_FOR
+                    ):  # fmt: skip
+                        again = State.RUNNING  # a flowable re-decides; its children restart
+                    self.emit(TaskRunStateChanged, task_run.id, state=again)
         snapshot = copy_execution(self.execution)
         self.rebuild_from_document()
         self.set_execution_state(State.RUNNING)
         return CommandResult(True, snapshot=snapshot)
+
+    def markable(self, task_run_id: str) -> str | None:
+        """Why the state of ``task_run_id`` cannot be changed by hand, or None if it can."""
+        current = self.execution.state.current
+        if not current.terminal:
+            return f"only a finished execution's task runs can change state, not {current.value}"
+        task_run = next((t for t in self.execution.task_run_list if t.id == task_run_id), None)
+        if task_run is None:
+            return f"execution {self.execution.id} has no task run {task_run_id}"
+        if not task_run.state.current.terminal:
+            return f"task run {task_run_id} is {task_run.state.current.value}, not finished"
+        return None
+
+    def mark_task_run(self, task_run_id: str, state: State) -> None:
+        """Set a finished task run (and its last attempt) to ``state``; its flowable parents
+        run again so that they re-decide."""
+        task_run = self.fold.task_run(task_run_id)
+        self.emit(TaskRunStateChanged, task_run_id, state=state)
+        if task_run.attempts:
+            self.emit(AttemptEnded, task_run_id, attempt=len(task_run.attempts), state=state)
+        parent_id = task_run.parent_task_run_id
+        while parent_id is not None:
+            parent = self.fold.task_run(parent_id)
+            if parent.state.current is not State.RUNNING:
+                self.emit(TaskRunStateChanged, parent_id, state=State.RUNNING)
+            parent_id = parent.parent_task_run_id
 
     def error_branch_runs(self) -> set[str]:
         """Task runs of ``errors`` branches (and everything under them): a restart drops them."""

@@ -38,12 +38,13 @@ from runtime.inputs import resolve_inputs
 from runtime.model import ConcurrencyBehavior, FileInput, Flow
 from runtime.model._events import Event, ExecutionCreated, ExecutionEnded
 from runtime.model._execution import Execution
-from runtime.model._fold import fold
+from runtime.model._fold import ExecutionFold, fold
 from runtime.model._states import State
 from runtime.parsing import parse_flow
 from runtime.statestore import StoreStateStore
 from runtime.storage import storage_for
 from runtime.store import MemoryStore, SqliteStore, Store
+from runtime.tasks.core.flow import Pause as PauseTask
 
 
 class ExecutionError(TiercelError):
@@ -854,8 +855,25 @@ class Runtime:
         return result
 
     async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
-        """Resume a paused execution."""
-        await self._command(execution_id, Resume(dict(inputs or {})))
+        """Resume a paused execution, with the paused Pause tasks' ``onResume`` inputs.
+
+        :raises InputValidationError: if the inputs do not fit ``onResume`` (nothing resumes).
+        :raises ExecutionError: if the execution is not paused.
+        """
+        channel = await self._load(execution_id)
+        execution = channel.execution
+        values = dict(inputs or {})
+        if execution is not None:
+            flow = await self._flow_for(
+                execution.namespace, execution.flow_id, execution.flow_revision
+            )
+            for task_run in execution.task_run_list:
+                if task_run.state.current is not State.PAUSED or flow is None:
+                    continue
+                task = flow.find_task(task_run.task_id)
+                if isinstance(task, PauseTask) and task.on_resume:
+                    resolve_inputs(task.on_resume, values)  # raises, naming each input
+        await self._command(execution_id, Resume(values))
 
     async def kill(self, execution_id: str) -> None:
         """Kill an execution (and the subflow executions it waits for)."""
@@ -877,6 +895,73 @@ class Runtime:
             result = await self._command(execution_id, Restart())
             assert result.snapshot is not None
             return result.snapshot
+        return await self._restart_ended(channel, execution_id, None)
+
+    async def set_task_run_state(
+        self, execution_id: str, task_run_id: str, state: State
+    ) -> Execution:
+        """Change the state of a task run of a finished execution by hand (Kestra's "change
+        state"); the execution restarts and re-decides from there.
+
+        Returns the execution as the change left it (RESTARTED), before it runs on.
+
+        :raises ExecutionError: if the execution is running, the task run unknown or not
+            finished, or ``state`` is not SUCCESS, WARNING, FAILED or KILLED.
+        """
+        if state not in (State.SUCCESS, State.WARNING, State.FAILED, State.KILLED):
+            raise ExecutionError(
+                f"a task run can be set to SUCCESS, WARNING, FAILED or KILLED, not {state.value}"
+            )
+        channel = await self._load(execution_id)
+        if not channel.ended.is_set():
+            current = channel.execution.state.current.value if channel.execution else "unknown"
+            raise ExecutionError(
+                f"only a finished execution's task runs can change state; {execution_id} is "
+                f"{current}"
+            )
+        return await self._restart_ended(channel, execution_id, (task_run_id, state))
+
+    async def change_status(self, execution_id: str, state: State) -> Execution:
+        """Change the final state of a finished execution by hand (Kestra's "change status").
+
+        Nothing runs again; the change is an event like any other, so it is in the history.
+
+        :raises ExecutionError: if the execution is not finished or ``state`` is not final.
+        """
+        if not state.terminal:
+            raise ExecutionError(
+                f"an execution can only be set to a final state, not {state.value}"
+            )
+        channel = await self._load(execution_id)
+        execution = channel.execution
+        if (
+            execution is None
+            or not channel.ended.is_set()
+            or (channel.ref is not None and channel.ref.is_alive)
+        ):
+            current = execution.state.current.value if execution else "unknown"
+            raise ExecutionError(
+                f"only a finished execution can change status; {execution_id} is {current}"
+            )
+        event = ExecutionEnded(
+            execution_id=execution_id,
+            seq=channel.events[-1].seq + 1,
+            time=self.clock.utcnow(),
+            state=state,
+            outputs=execution.outputs,
+        )
+        folding = ExecutionFold.load(execution, channel.events[-1].seq)
+        folding.apply(event)
+        changed = folding.execution
+        assert changed is not None
+        channel.execution = changed
+        channel.publish(event)
+        await self.store.flush()
+        return changed
+
+    async def _restart_ended(
+        self, channel: _Channel, execution_id: str, mark: tuple[str, State] | None
+    ) -> Execution:
         if channel.ref is not None:
             await channel.ref.join()
         execution = channel.execution
@@ -885,11 +970,14 @@ class Runtime:
         flow = await self._flow_for(execution.namespace, execution.flow_id, execution.flow_revision)
         if flow is None:
             raise ExecutionError(f"flow {execution.namespace}.{execution.flow_id} is unknown")
-        if execution.state.current not in (State.FAILED, State.KILLED, State.WARNING):
+        if mark is None and execution.state.current not in (
+            State.FAILED, State.KILLED, State.WARNING
+        ):  # fmt: skip
             raise ExecutionError(
                 f"only a FAILED, KILLED or WARNING execution can be restarted, "
                 f"not {execution.state.current.value}"
             )
+        ended = channel.ended
         channel.ended = _Flag()
         self._ended_order.pop(execution_id, None)
         self._running[flow.uid].add(execution_id)
@@ -899,15 +987,19 @@ class Runtime:
 
         actor = ExecutionActor(
             flow, self.services, channel, history=list(channel.events), on_end=on_end,
-            restart=True,
+            restart=True, mark=mark,
         )  # fmt: skip
         actor.channel = channel
         channel.started = _Flag()
         channel.ref = self.system.spawn(lambda: actor, name=f"execution:{execution_id}")
         await channel.started.wait()
         if actor.restart_result is None or not actor.restart_result.ok:
+            self._running[flow.uid].discard(execution_id)
+            channel.ended = ended
+            self._remember_ended(execution_id)
             reason = actor.restart_result.message if actor.restart_result else "not restarted"
             raise ExecutionError(reason)
+        await self.store.flush()
         assert actor.restart_result.snapshot is not None
         return actor.restart_result.snapshot
 

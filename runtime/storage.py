@@ -127,6 +127,18 @@ class LocalStorage:
         await self._copy(source, target)
         return self.uri_for(target)
 
+    async def copy_out(self, uri: str, target: Path) -> None:
+        """Copy the stored file at ``uri`` to ``target`` (streamed).
+
+        :raises StorageError: if the URI is unsafe or names no file.
+        """
+        source = self.resolve(uri)
+        if not await aiofiles.os.path.isfile(source):
+            raise StorageError(f"no file at {uri}")
+        async with aiofiles.open(source, "rb") as reader, aiofiles.open(target, "wb") as out:
+            while chunk := await reader.read(_CHUNK):
+                await out.write(chunk)
+
     def read_text(self, uri: str, limit: int = 10 * 1024 * 1024) -> str:
         """The text of a stored file (for the ``read()`` expression function).
 

@@ -309,6 +309,7 @@ class Runtime:
         self.retain_ended = retain_ended
         self._ended_order: OrderedDict[str, None] = OrderedDict()
         self._end_hooks: list[Callable[[Execution], None]] = []
+        self._aborted = anyio.Event()
         self._settled = anyio.Event()
         self.services = Services(
             clock=self.clock,
@@ -342,7 +343,11 @@ class Runtime:
     ) -> None:
         try:
             if exc_type is None and not self.system.closing:
+                # One deadline for the whole stop: what quiescing used is not given again.
+                deadline = anyio.current_time() + self.system.shutdown_timeout
                 await self.quiesce(self.system.shutdown_timeout)
+                left = 0.0 if self._aborted.is_set() else deadline - anyio.current_time()
+                await self.system.shutdown(max(0.0, left))
             await self.system.__aexit__(exc_type, exc, tb)
         finally:
             try:
@@ -568,12 +573,25 @@ class Runtime:
                 channel.quiet = _Flag()
             waiting.append(channel.quiet)
             ref.tell_nowait(Quiesce())
-        with anyio.move_on_after(timeout):
-            for flag in waiting:
-                await flag.wait()
+        with anyio.move_on_after(timeout) as deadline:
+
+            async def cut_short() -> None:
+                await self._aborted.wait()
+                deadline.cancel()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(cut_short)
+                for flag in waiting:
+                    await flag.wait()
+                group.cancel_scope.cancel()
             await self.store.flush()
             return True
         return False
+
+    def abort(self) -> None:
+        """Cut a graceful stop short: quiescing ends at once and leaving the ``async with``
+        block kills what runs (recovery resumes it at the next start)."""
+        self._aborted.set()
 
     async def start(
         self,

@@ -138,6 +138,15 @@ class AttemptContext(RunContext):
             self.namespace, self.flow_id, self.execution_id, self.task_run_id, name, source
         )
 
+    async def get_file(self, uri: str, target: Path) -> None:
+        from runtime.storage import StorageError, storage_for
+
+        storage = storage_for(self.job.services.data_dir)
+        try:
+            await storage.copy_out(uri, target)
+        except StorageError as exc:
+            raise TaskFailedError(str(exc)) from None
+
     def state_store(self) -> StateStore:
         return self.job.services.state_store(self.namespace)
 

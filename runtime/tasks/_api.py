@@ -68,6 +68,13 @@ class RunContext(ABC):
         """Copy ``source`` into internal storage; return its ``kestra://`` URI."""
 
     @abstractmethod
+    async def get_file(self, uri: str, target: Path) -> None:
+        """Copy the internal storage file at ``uri`` (``kestra://...``) to ``target``.
+
+        :raises TaskFailedError: if the URI names no file of internal storage.
+        """
+
+    @abstractmethod
     def set_labels(self, labels: Mapping[str, str]) -> None:
         """Add or override labels of the current execution."""
 

@@ -44,7 +44,7 @@ class _ScriptTask(Task, kw_only=True):
 
     async def run(self, ctx: RunContext) -> dict[str, Any] | None:
         workdir = ctx.working_dir()
-        self._write_input_files(ctx, workdir)
+        await self._write_input_files(ctx, workdir)
         lines = [ctx.render_text(c) for c in self.before_commands or ()]
         lines += self.script_lines(ctx, workdir)
         prefix = ["set -e"] if self.fail_fast else []
@@ -62,7 +62,9 @@ class _ScriptTask(Task, kw_only=True):
             ctx.warn()
         return outputs
 
-    def _write_input_files(self, ctx: RunContext, workdir: Path) -> None:
+    async def _write_input_files(self, ctx: RunContext, workdir: Path) -> None:
+        """Write ``inputFiles``: a value that renders to a ``kestra://`` URI is that stored
+        file's content (as in Kestra), anything else is the text itself."""
         files = self.input_files
         if files is None:
             return
@@ -71,14 +73,19 @@ class _ScriptTask(Task, kw_only=True):
             if not isinstance(rendered, dict):
                 raise TaskFailedError("inputFiles must render to a map of file name to content")
             files = rendered
+        root = await anyio.Path(workdir).resolve()
         for name, content in files.items():
-            target = (workdir / name).resolve()
-            if workdir.resolve() not in target.parents:
+            target = Path(await anyio.Path(workdir / name).resolve())
+            if Path(root) not in target.parents:
                 raise TaskFailedError(
                     f"input file {name!r} would be written outside the working dir"
                 )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(ctx.render_text(str(content)))
+            await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
+            text = ctx.render_text(str(content))
+            if text.startswith("kestra://") and not any(c.isspace() for c in text.strip()):
+                await ctx.get_file(text.strip(), target)
+            else:
+                await anyio.Path(target).write_text(text)
 
     async def _collect(self, ctx: RunContext, workdir: Path) -> dict[str, str]:
         found: dict[str, str] = {}

@@ -310,6 +310,9 @@ class FlowBuilder:
                 continue
             for field, message in trigger.problems():
                 self.report((*path, field), message)
+            if any(other.id == trigger.id for other in built):
+                # each trigger keeps its own durable state, named by its id
+                self.report((*path, "id"), f"duplicate trigger id {trigger.id!r}")
             built.append(trigger)
         return built
 

@@ -174,6 +174,120 @@ async def bench(
     return summarize(flow, store, executions, concurrency, finished, wall, interrupted)
 
 
+async def bench_remote(
+    url: str,
+    token: str | None,
+    flow: Flow,
+    inputs: Mapping[str, Any],
+    executions: int,
+    concurrency: int,
+    on_progress: Callable[[int], None] | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> BenchReport:
+    """The same run against a ``tiercel server`` at ``url``.
+
+    The flow file is created on the server (or updated: a changed file is a new revision).
+    Each execution is started over HTTP and followed as server-sent events to its end;
+    latencies are the server's, from creation to end. SIGINT or SIGTERM kills what runs
+    and reports what finished. Peak RSS is this client's, not the server's.
+    """
+    import httpx
+
+    from runtime.flows import flow_source
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    finished: list[Execution] = []
+    interrupted = False
+    decoder = msgspec.json.Decoder(Execution)
+    limits = httpx.Limits(max_connections=concurrency * 2 + 4)
+    async with httpx.AsyncClient(
+        base_url=url.rstrip("/"), headers=headers, timeout=None, limits=limits
+    ) as client:
+        await _upload_flow(client, flow, flow_source(flow))
+        next_index = 0
+        started = time.perf_counter()
+
+        async def run_one() -> Execution:
+            response = await client.post(
+                f"/api/v1/executions/{flow.namespace}/{flow.id}", json=dict(inputs)
+            )
+            _raise_for(response)
+            execution_id = msgspec.json.decode(response.content)["id"]
+            try:
+                path = f"/api/v1/executions/{execution_id}/follow"
+                async with client.stream("GET", path, params={"view": "execution"}) as stream:
+                    name, data = "", ""
+                    async for line in stream.aiter_lines():
+                        if line.startswith("event: "):
+                            name = line[7:]
+                        elif line.startswith("data: "):
+                            data += line[6:]
+                        elif not line and data:
+                            if name == "end":
+                                return decoder.decode(data)
+                            name, data = "", ""
+                response = await client.get(f"/api/v1/executions/{execution_id}")
+                _raise_for(response)
+                return decoder.decode(response.content)
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):
+                    await client.delete(f"/api/v1/executions/{execution_id}/kill")
+                raise
+
+        async def worker() -> None:
+            nonlocal next_index
+            while next_index < executions:
+                next_index += 1
+                finished.append(await run_one())
+                if on_progress is not None:
+                    on_progress(len(finished))
+
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                nonlocal interrupted
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    if on_ready is not None:
+                        on_ready()
+                    async for _ in signals:
+                        interrupted = True
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(stop_on_signal)
+            async with anyio.create_task_group() as workers:
+                for _ in range(max(1, min(concurrency, executions))):
+                    workers.start_soon(worker)
+            tg.cancel_scope.cancel()
+        wall = time.perf_counter() - started
+    return summarize(flow, f"server {url}", executions, concurrency, finished, wall, interrupted)
+
+
+class RemoteBenchError(Exception):
+    """The server refused a request of the bench."""
+
+
+def _raise_for(response: Any) -> None:
+    if response.status_code >= 400:
+        try:
+            message = msgspec.json.decode(response.content).get("message", response.text)
+        except (msgspec.DecodeError, AttributeError):
+            message = response.text
+        raise RemoteBenchError(
+            f"{response.request.method} {response.request.url.path}: "
+            f"{response.status_code} {message}"
+        )
+
+
+async def _upload_flow(client: Any, flow: Flow, source: str) -> None:
+    existing = await client.get(f"/api/v1/flows/{flow.namespace}/{flow.id}")
+    if existing.status_code == 404:
+        _raise_for(await client.post("/api/v1/flows", content=source))
+    else:
+        _raise_for(existing)
+        _raise_for(await client.put(f"/api/v1/flows/{flow.namespace}/{flow.id}", content=source))
+
+
 def report_lines(report: BenchReport) -> list[str]:
     """The report as lines of text for a terminal."""
 

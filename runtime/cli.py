@@ -130,6 +130,13 @@ def run(
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="A folder of flows that Subflow tasks may start.",
 )
+@click.option(
+    "--server",
+    "server_url",
+    help="Run against a tiercel server at this URL instead of in this process "
+    "(the flow file is created or updated there).",
+)
+@click.option("--token", envvar="TIERCEL_API_TOKEN", help="The server's API token.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def bench(
     flow_file: str,
@@ -138,6 +145,8 @@ def bench(
     inputs: tuple[str, ...],
     store: str,
     flows_dir: Path | None,
+    server_url: str | None,
+    token: str | None,
     as_json: bool,
 ) -> None:
     """Run FLOW_FILE many times and report throughput, latency and where time goes.
@@ -150,8 +159,8 @@ def bench(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from runtime.bench import RemoteBenchError, bench_remote, report_lines
     from runtime.bench import bench as run_bench
-    from runtime.bench import report_lines
     from runtime.errors import InputValidationError
     from runtime.flows import FlowRepository
     from runtime.inputs import resolve_inputs
@@ -183,23 +192,46 @@ def bench(
         transient=True,
     )
     task = progress.add_task(f"{flow.uid}", total=executions)
-    with progress:
-        report = anyio.run(
-            lambda: run_bench(
-                flow,
-                values,
-                executions,
-                concurrency,
-                store,
-                repository,
-                lambda done: progress.update(task, completed=done),
-                lambda: console.print(
-                    f"bench: {executions} executions of {flow.uid}, {concurrency} at a time "
-                    "(Ctrl-C stops and reports)",
-                    markup=False,
-                ),
-            )
+
+    def announce() -> None:
+        where = f" on {server_url}" if server_url else ""
+        console.print(
+            f"bench: {executions} executions of {flow.uid}{where}, {concurrency} at a time "
+            "(Ctrl-C stops and reports)",
+            markup=False,
         )
+
+    def advance(done: int) -> None:
+        progress.update(task, completed=done)
+
+    with progress:
+        if server_url:
+            import httpx
+
+            from runtime.client import default_token
+
+            try:
+                report = anyio.run(
+                    lambda: bench_remote(
+                        server_url,
+                        token or default_token(),
+                        flow,
+                        values,
+                        executions,
+                        concurrency,
+                        advance,
+                        announce,
+                    )
+                )
+            except (RemoteBenchError, OSError, httpx.HTTPError) as exc:
+                click.echo(f"bench: {exc}", err=True)
+                sys.exit(1)
+        else:
+            report = anyio.run(
+                lambda: run_bench(
+                    flow, values, executions, concurrency, store, repository, advance, announce
+                )
+            )
     if as_json:
         click.echo(msgspec.json.encode(report).decode())
     else:
@@ -207,6 +239,15 @@ def bench(
             click.echo(line)
     sys.exit(0)
 
+
+def _add_remote_commands() -> None:
+    from runtime.cli_remote import executions, server
+
+    main.add_command(server)
+    main.add_command(executions)
+
+
+_add_remote_commands()
 
 if __name__ == "__main__":
     main()

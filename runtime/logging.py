@@ -76,3 +76,27 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     _configured = True
+
+
+class _ToStructlog(logging.Handler):
+    """Hands records of stdlib loggers (uvicorn's) to structlog, so one format rules."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger = structlog.get_logger(record.name)
+        method = getattr(logger, record.levelname.lower(), logger.info)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        method(message, logger=record.name)
+
+
+def route_stdlib_logging(level: int = logging.INFO) -> None:
+    """Send the standard library's log records (third-party libraries) through structlog."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _ToStructlog) for h in root.handlers):
+        root.addHandler(_ToStructlog())
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True

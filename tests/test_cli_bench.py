@@ -94,3 +94,34 @@ def test_ctrl_c_stops_cleanly_and_reports_what_finished(tmp_path: Path) -> None:
     assert report["interrupted"] is True
     assert 0 < report["finished"] < 1000
     assert set(report["states"]) <= {"SUCCESS"}
+
+
+def test_bench_against_a_server(tmp_path: Path) -> None:
+    from tests.server_process import running_server
+
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "id: remote\nnamespace: t\ninputs: [{id: n, type: INT}]\ntasks:\n"
+        "  - {id: nap, type: Sleep, duration: PT0.02S}\n"
+        "  - {id: say, type: Return, format: '{{ inputs.n }}'}\n"
+    )
+    with running_server(tmp_path / "data") as server:
+        result = bench(
+            str(flow), "-n", "12", "-c", "4", "-i", "n=5", "--json",
+            "--server", server.url, "--token", server.token,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["store"] == f"server {server.url}"
+        assert report["finished"] == 12
+        assert report["states"] == {"SUCCESS": 12}
+        assert report["task_runs"] == 24
+        with server.client() as api:
+            found = api.get("/api/v1/executions/search", params={"flowId": "remote"}).json()
+            assert found["total"] == 12
+            assert api.get("/api/v1/flows/t/remote").json()["source"] == flow.read_text()
+        denied = bench(
+            str(flow), "-n", "1", "-i", "n=1", "--server", server.url, "--token", "x" * 20
+        )
+        assert denied.returncode == 1
+        assert "401" in denied.stderr

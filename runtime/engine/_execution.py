@@ -573,6 +573,7 @@ class ExecutionActor(Supervisor[object]):
             execution_id=self.execution.id,
             namespace=self.flow.namespace,
             flow_id=self.flow.id,
+            flow_revision=self.flow.revision or 1,
             value=node.value,
             attempt_base=len(task_run.attempts or ()),
             parent=self.ref,

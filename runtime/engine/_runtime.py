@@ -30,7 +30,7 @@ from runtime.engine._messages import (
 )
 from runtime.engine._replay import replay_history
 from runtime.engine._retry import backoff_of, retry_for_task_run
-from runtime.engine._services import Services
+from runtime.engine._services import AttemptRunner, Services
 from runtime.errors import InputValidationError, Problem, TiercelError
 from runtime.expressions import ExpressionEngine
 from runtime.flows import FlowRepository, flow_source
@@ -262,7 +262,8 @@ class Runtime:
     resumes every execution the store holds unfinished. ``max_file_bytes`` caps each file
     put in internal storage (1 GiB by default). ``retain_ended`` is how many ended
     executions stay in memory (the most recent); older ones are read back from the store
-    when asked for. None keeps them all.
+    when asked for. None keeps them all. ``attempt_runner`` runs attempts of runnable
+    tasks elsewhere (a cluster's workers) instead of in this process.
     """
 
     def __init__(
@@ -278,6 +279,7 @@ class Runtime:
         recover: bool = True,
         max_file_bytes: int | None = None,
         retain_ended: int | None = 10_000,
+        attempt_runner: AttemptRunner | None = None,
     ) -> None:
         from runtime.plugins import load_entry_points
 
@@ -322,6 +324,7 @@ class Runtime:
             watch_child=self._watch_child,
             resolve_flow=self.flows.get,
             envs=dict(envs) if envs is not None else envs_from_environment(env_prefix),
+            attempt_runner=attempt_runner,
         )
 
     async def __aenter__(self) -> Self:

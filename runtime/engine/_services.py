@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
+
 from actors import Clock
 from runtime.expressions import ExpressionEngine
+from runtime.model._states import State
 
 if TYPE_CHECKING:
     from runtime.model import Flow
@@ -43,6 +46,49 @@ class ChildStarter(Protocol):
         ...
 
 
+class AttemptRequest(msgspec.Struct, kw_only=True):
+    """One attempt of a runnable task run, as a worker elsewhere needs it: which task of
+    which flow revision, and the variables its expressions see."""
+
+    execution_id: str
+    namespace: str
+    flow_id: str
+    flow_revision: int
+    task_id: str
+    task_run_id: str
+    value: str | None
+    attempt: int
+    variables: dict[str, Any]
+    error_logs: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+class AttemptOutcome(msgspec.Struct, kw_only=True):
+    """How an attempt ended, what it produced and what it asked for."""
+
+    state: State
+    outputs: dict[str, Any] | None = None
+    metrics: list[tuple[str, str, float, dict[str, str]]] = msgspec.field(default_factory=list)
+    error: str | None = None
+    labels: dict[str, str] | None = None
+
+
+class AttemptRunner(Protocol):
+    """Runs attempts somewhere else (the workers of a cluster) instead of in this process."""
+
+    def accepts(self, request: AttemptRequest) -> bool:
+        """Whether this attempt may run elsewhere (else it runs here)."""
+        ...
+
+    async def run(
+        self, request: AttemptRequest, on_log: Callable[[str, str], None]
+    ) -> AttemptOutcome:
+        """Run it and return its outcome; ``on_log(level, message)`` for each log line.
+
+        Cancelling the call kills the attempt.
+        """
+        ...
+
+
 @dataclass
 class Services:
     """The runtime's services, shared by every execution."""
@@ -58,3 +104,5 @@ class Services:
     resolve_flow: Callable[[str, str, int | None], Flow | None]
     envs: Mapping[str, str] = field(default_factory=dict)
     trace_logs: bool = False
+    attempt_runner: AttemptRunner | None = None
+    """Where runnable attempts run: None for this process (the default)."""

@@ -8,8 +8,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actors import Actor, ActorRef
+import structlog
+
+from actors import Actor, ActorRef, Clock
 from runtime.engine._messages import AttemptBegan, AttemptFinished, LabelsSet, TaskLogged
+from runtime.engine._services import AttemptOutcome, AttemptRequest
 from runtime.expressions import ExpressionError, RenderHooks
 from runtime.model._states import State
 from runtime.tasks._api import RunContext, StateStore, TaskFailedError
@@ -17,6 +20,8 @@ from runtime.tasks._api import RunContext, StateStore, TaskFailedError
 if TYPE_CHECKING:
     from runtime.engine._services import Services
     from runtime.model import Task
+
+_log = structlog.get_logger("tiercel.tasks")
 
 ContextFactory = Callable[[int], dict[str, Any]]
 """Builds the variables of attempt n (1-based)."""
@@ -29,6 +34,7 @@ class TaskRunJob:
         "attempt_base",
         "execution_id",
         "flow_id",
+        "flow_revision",
         "hooks",
         "namespace",
         "parent",
@@ -55,8 +61,10 @@ class TaskRunJob:
         variables: ContextFactory,
         hooks: RenderHooks,
         work_dir: Path | None,
+        flow_revision: int = 1,
     ) -> None:
         self.task = task
+        self.flow_revision = flow_revision
         self.task_run_id = task_run_id
         self.execution_id = execution_id
         self.namespace = namespace
@@ -171,6 +179,53 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+async def run_attempt(
+    task: Task,
+    context: RunContext,
+    clock: Clock,
+    metrics: Callable[[], list[tuple[str, str, float, dict[str, str]]]],
+) -> AttemptOutcome:
+    """Run one attempt of ``task`` under its timeout; any failure becomes a FAILED outcome
+    (the same here and on a worker)."""
+    timeout = task.timeout
+    try:
+        if timeout is not None:
+            try:
+                with clock.fail_after(timeout.total_seconds()):
+                    outputs = await task.run(context)
+            except TimeoutError:
+                raise TaskFailedError(f"Timeout after {timeout.iso()}") from None
+        else:
+            outputs = await task.run(context)
+    except Exception as exc:
+        if not isinstance(exc, TaskFailedError | ExpressionError | TimeoutError):
+            # A bug in a task type: keep the traceback for whoever debugs it.
+            _log.warning("a task raised an unexpected exception", task_id=task.id, exc_info=exc)
+        return AttemptOutcome(state=State.FAILED, metrics=metrics(), error=describe_error(exc))
+    warned = getattr(context, "warned", False)
+    return AttemptOutcome(
+        state=State.WARNING if warned else State.SUCCESS,
+        outputs=outputs or None,
+        metrics=metrics(),
+    )
+
+
+def _request(job: TaskRunJob, attempt: int) -> AttemptRequest:
+    error_logs = getattr(job.hooks, "error_logs", None)
+    return AttemptRequest(
+        execution_id=job.execution_id,
+        namespace=job.namespace,
+        flow_id=job.flow_id,
+        flow_revision=job.flow_revision,
+        task_id=job.task.id,
+        task_run_id=job.task_run_id,
+        value=job.value,
+        attempt=attempt,
+        variables=job.variables(attempt),
+        error_logs=error_logs() if callable(error_logs) else [],
+    )
+
+
 class TaskRunActor(Actor[object]):
     """Runs one attempt per incarnation and reports it to the ExecutionActor."""
 
@@ -182,37 +237,45 @@ class TaskRunActor(Actor[object]):
     async def on_start(self) -> None:
         job = self.job
         attempt = job.attempt_base + self.ref.incarnation + 1
-        parent = job.parent
-        parent.tell_nowait(AttemptBegan(job.task_run_id, attempt))
-        context = AttemptContext(job, attempt)
-        timeout = job.task.timeout
-        try:
-            if timeout is not None:
-                try:
-                    with job.services.clock.fail_after(timeout.total_seconds()):
-                        outputs = await job.task.run(context)
-                except TimeoutError:
-                    raise TaskFailedError(f"Timeout after {timeout.iso()}") from None
-            else:
-                outputs = await job.task.run(context)
-        except Exception as exc:
-            parent.tell_nowait(
-                AttemptFinished(
-                    job.task_run_id,
-                    attempt,
-                    State.FAILED,
-                    metrics=context.metrics,
-                    error=describe_error(exc),
-                )
+        job.parent.tell_nowait(AttemptBegan(job.task_run_id, attempt))
+        runner = job.services.attempt_runner
+        request = _request(job, attempt) if runner is not None and job.work_dir is None else None
+        if runner is not None and request is not None and runner.accepts(request):
+            outcome = await runner.run(request, self._logger(attempt))
+            if outcome.labels:
+                job.parent.tell_nowait(LabelsSet(job.task_run_id, outcome.labels))
+        else:
+            outcome = await self._run_here(attempt)
+        job.parent.tell_nowait(
+            AttemptFinished(
+                job.task_run_id,
+                attempt,
+                outcome.state,
+                outcome.outputs or None,
+                outcome.metrics,
+                error=outcome.error,
             )
-            context.cleanup()
-            raise
-        state = State.WARNING if context.warned else State.SUCCESS
-        parent.tell_nowait(
-            AttemptFinished(job.task_run_id, attempt, state, outputs or None, context.metrics)
         )
-        context.cleanup()
+        if outcome.state is State.FAILED:
+            raise TaskFailedError(outcome.error or "the attempt failed")  # retried by policy
         self.stop_self()
+
+    def _logger(self, attempt: int) -> Callable[[str, str], None]:
+        parent, task_run_id = self.job.parent, self.job.task_run_id
+
+        def log(level: str, message: str) -> None:
+            parent.tell_nowait(TaskLogged(task_run_id, attempt, level.upper(), message))
+
+        return log
+
+    async def _run_here(self, attempt: int) -> AttemptOutcome:
+        context = AttemptContext(self.job, attempt)
+        try:
+            return await run_attempt(
+                self.job.task, context, self.job.services.clock, lambda: context.metrics
+            )
+        finally:
+            context.cleanup()
 
     async def receive(self, message: object) -> None:
         return None

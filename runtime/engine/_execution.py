@@ -21,6 +21,7 @@ from actors import (
     ExitReason,
     Supervisor,
 )
+from runtime.engine import _workdir
 from runtime.engine._controller import Child, Controller, Phase, Start
 from runtime.engine._flowables import FlowableError, build_controller, sequential, switch_outputs
 from runtime.engine._hooks import ExecutionHooks
@@ -39,6 +40,9 @@ from runtime.engine._messages import (
     SubflowStarted,
     TaskLogged,
     TimerFired,
+    WorkingDirectoryCollected,
+    WorkingDirectoryPrepared,
+    WorkingDirectoryRemoved,
 )
 from runtime.engine._node import Kind, Node
 from runtime.engine._retry import next_delay, retry_policy
@@ -51,7 +55,8 @@ from runtime.engine._variables import (
     parents_variables,
     task_run_variables,
 )
-from runtime.errors import InputValidationError
+from runtime.engine._workdir import WorkingDirectoryController, WorkingDirectoryError
+from runtime.errors import InputValidationError, TiercelError
 from runtime.expressions import ExpressionError, is_truthy
 from runtime.inputs import coerce_type, resolve_inputs
 from runtime.model import (
@@ -531,6 +536,16 @@ class ExecutionActor(Supervisor[object]):
         """
         task_run = self.fold.task_run(node.id)
         attempts = task_run.attempts or []
+        if (
+            attempts
+            and not attempts[-1].state.current.terminal
+            and self.services.attempt_runner is not None
+            and self.shared_work_dir(node) is None
+        ):
+            # It ran on a worker, which may still run it or have finished it: wait for
+            # that attempt's outcome (the queue knows it) rather than run it again.
+            self.launch_runnable(node, reattach=True)
+            return True
         if attempts and not attempts[-1].state.current.terminal:
             number = len(attempts)
             self.emit(AttemptEnded, node.id, attempt=number, state=State.FAILED)
@@ -557,16 +572,18 @@ class ExecutionActor(Supervisor[object]):
             return True
         return False
 
-    def launch_runnable(self, node: Node) -> None:
+    def launch_runnable(self, node: Node, *, reattach: bool = False) -> None:
         task_run = self.fold.task_run(node.id)
         attempts_done = len(task_run.attempts or ())
         elapsed = 0.0
         if attempts_done or task_run.state.current is State.RETRYING:
-            if self.resume_lost_attempt(node):
+            if not reattach and self.resume_lost_attempt(node):
                 return
             first = task_run.attempts[0].state.start_date if task_run.attempts else None
             if first is not None:
                 elapsed = (self.services.clock.utcnow() - first).total_seconds()
+        if reattach:
+            attempts_done -= 1  # the last attempt is waited for again, not started anew
         job = TaskRunJob(
             task=node.task,
             task_run_id=node.id,
@@ -575,7 +592,8 @@ class ExecutionActor(Supervisor[object]):
             flow_id=self.flow.id,
             flow_revision=self.flow.revision or 1,
             value=node.value,
-            attempt_base=len(task_run.attempts or ()),
+            attempt_base=attempts_done,
+            reattach=reattach,
             parent=self.ref,
             services=self.services,
             variables=lambda attempt, node=node: self.variables(node, attempt),  # type: ignore[misc]
@@ -592,13 +610,18 @@ class ExecutionActor(Supervisor[object]):
         self.running_actors += 1
 
     def shared_work_dir(self, node: Node) -> Path | None:
-        parent = node.parent
+        """The directory of the nearest WorkingDirectory above ``node`` whose ``tasks`` it is
+        part of (its ``errors`` and ``finally`` run after the directory is gone, each task
+        in a directory of its own, as in Kestra)."""
+        below, parent = node, node.parent
         while parent is not None:
             if isinstance(parent.task, WorkingDirectory):
-                path = self.services.data_dir / "work" / self.execution.id / parent.id
+                if below.phase is not Phase.MAIN:
+                    return None
+                path = self.workdir_path(parent)
                 path.mkdir(parents=True, exist_ok=True)
                 return path
-            parent = parent.parent
+            below, parent = parent, parent.parent
         return None
 
     def on_attempt_began(self, message: AttemptBegan) -> None:
@@ -718,11 +741,26 @@ class ExecutionActor(Supervisor[object]):
                 node.data.setdefault("iteration", int(done))
                 node.data.setdefault("started", self.services.clock.now() - age)
                 node.controller = self.wait_for_controller(node, task)
-        starts = node.controller.start()
-        for start in starts:
+        if isinstance(task, WorkingDirectory) and not node.data.get("workdir_ready"):
+            self.prepare_workdir(node)  # its tasks start once the directory is ready
+            return
+        self.start_children(node)
+
+    def start_children(self, node: Node) -> None:
+        """Start a flowable task run's first children."""
+        controller = node.controller
+        assert controller is not None
+        for start in controller.start():
             self.later(self.start_child, start, node)
-        if node.controller.done:
+        self.controller_moved(node, controller)
+
+    def controller_moved(self, node: Node, controller: Controller) -> None:
+        """After a flowable's controller moved on: end it if it is done, or (a
+        WorkingDirectory whose tasks are over) collect its files."""
+        if controller.done:
             self.later(self.flowable_done, node)
+        elif isinstance(controller, WorkingDirectoryController) and controller.collecting:
+            self.later(self.workdir_tasks_ended, node)
 
     def child_ended(self, node: Node) -> None:
         """A task run ended: tell its parent's controller, start what comes next."""
@@ -738,10 +776,9 @@ class ExecutionActor(Supervisor[object]):
                 self.later(self.start_after_child, start)
             else:
                 self.later(self.start_child, start, parent)
-        if controller.done:
-            if parent is None:
-                return  # check_end handles the flow itself
-            self.later(self.flowable_done, parent)
+        if parent is not None:
+            self.controller_moved(parent, controller)
+        # the flow's own controller: check_end handles it
 
     def flowable_done(self, node: Node) -> None:
         if node.state.terminal or node.controller is None:
@@ -1024,6 +1061,146 @@ class ExecutionActor(Supervisor[object]):
         self.set_task_run_state(node, State.RETRYING)
         self.arm_timer(node, "subflow", delay)
 
+    # -- WorkingDirectory ---------------------------------------------------------------
+
+    def workdir_path(self, node: Node) -> Path:
+        """The shared directory of a WorkingDirectory task run."""
+        return _workdir.directory_of(self.services.data_dir, self.execution.id, node.id)
+
+    def prepare_workdir(self, node: Node) -> None:
+        """Render ``inputFiles`` and write them (in a task) before the first child starts."""
+        task = node.task
+        assert isinstance(task, WorkingDirectory)
+        try:
+            files = _workdir.input_files(
+                task.input_files,
+                lambda v: self.render(node, v),
+                lambda t: self.render_typed(node, t),
+            )
+        except (ExpressionError, WorkingDirectoryError) as exc:
+            self.system_log("ERROR", f"{task.id}: inputFiles: {exc}", node)
+            self.finish(node, State.KILLED if self.killing else State.FAILED)
+            return
+        node.data["workdir_busy"] = True
+        self.start_task(self.run_workdir_prepare, node, files)
+
+    async def run_workdir_prepare(self, node: Node, files: dict[str, str | None]) -> None:
+        directory = self.workdir_path(node)
+        error = None
+        try:
+            await _workdir.write_input_files(directory, files, storage_for(self.services.data_dir))
+        except Exception as exc:
+            error = _why(exc)
+            await _workdir.remove(directory)
+        await self.ref.tell(WorkingDirectoryPrepared(node.id, error))
+
+    def on_workdir_prepared(self, message: WorkingDirectoryPrepared) -> None:
+        node = self.nodes.get(message.task_run_id)
+        if node is None:
+            return
+        node.data.pop("workdir_busy", None)
+        if node.state.terminal:
+            self.start_task(_workdir.remove, self.workdir_path(node))
+            return
+        if message.error is not None:
+            self.system_log("ERROR", f"{node.task.id}: inputFiles: {message.error}", node)
+            self.finish(node, State.KILLED if self.killing else State.FAILED)
+            return
+        node.data["workdir_ready"] = True
+        self.start_children(node)
+
+    def workdir_tasks_ended(self, node: Node) -> None:
+        """The tasks of a WorkingDirectory are over (ended, failed or killed): collect its
+        ``outputFiles`` unless they were (before a restart of Tiercel), then remove it."""
+        task = node.task
+        assert isinstance(task, WorkingDirectory)
+        controller = node.controller
+        if (
+            not isinstance(controller, WorkingDirectoryController)
+            or not controller.collecting
+            or node.data.get("workdir_busy")
+            or node.state.terminal
+        ):
+            return
+        node.data["workdir_busy"] = True
+        outputs = self.fold.task_run(node.id).outputs or {}
+        if not task.output_files or outputs.get("outputFiles") is not None:
+            self.start_task(self.run_workdir_remove, node)
+            return
+        try:
+            patterns = [str(self.render(node, pattern)) for pattern in task.output_files]
+        except ExpressionError as exc:
+            self.on_workdir_collected(WorkingDirectoryCollected(node.id, error=str(exc)))
+            return
+        self.start_task(self.run_workdir_collect, node, patterns)
+
+    async def run_workdir_collect(self, node: Node, patterns: list[str]) -> None:
+        owner = (self.flow.namespace, self.flow.id, self.execution.id, node.id)
+        storage = storage_for(self.services.data_dir)
+        try:
+            found = await _workdir.collect_output_files(
+                self.workdir_path(node), patterns, storage, owner
+            )
+        except Exception as exc:
+            await self.ref.tell(WorkingDirectoryCollected(node.id, error=_why(exc)))
+            return
+        await self.ref.tell(WorkingDirectoryCollected(node.id, found))
+
+    def on_workdir_collected(self, message: WorkingDirectoryCollected) -> None:
+        node = self.nodes.get(message.task_run_id)
+        if node is None or node.state.terminal:
+            return
+        if message.error is not None or message.output_files is None:
+            self.system_log("ERROR", f"{node.task.id}: outputFiles: {message.error}", node)
+            node.data["workdir_failed"] = True
+        else:
+            self.record_outputs(node, {"outputFiles": message.output_files})
+        node.data["workdir_busy"] = True
+        self.start_task(self.run_workdir_remove, node)
+
+    async def run_workdir_remove(self, node: Node) -> None:
+        # The outputs must be durable before the files they were collected from are gone:
+        # else a crash in between would leave nothing to collect them from again.
+        flush = getattr(getattr(self.sink, "store", None), "flush", None)
+        if flush is not None:
+            try:
+                await flush()
+            except Exception as exc:
+                reason = describe_error(exc)
+                self.logger.warning("could not flush before removing a directory", error=reason)
+        await _workdir.remove(self.workdir_path(node))
+        await self.ref.tell(WorkingDirectoryRemoved(node.id))
+
+    def on_workdir_removed(self, message: WorkingDirectoryRemoved) -> None:
+        node = self.nodes.get(message.task_run_id)
+        if node is None:
+            return
+        node.data.pop("workdir_busy", None)
+        controller = node.controller
+        if node.state.terminal or not isinstance(controller, WorkingDirectoryController):
+            return
+        for start in controller.release(failed=node.data.pop("workdir_failed", False)):
+            self.later(self.start_child, start, node)
+        self.controller_moved(node, controller)
+
+    def workdir_restart_runs(self) -> set[str]:
+        """Task runs under a failed or killed WorkingDirectory: a restart runs it again from
+        its first task, in a new directory (Kestra's ``ExecutionService.removeWorkerTask``).
+        Its collected ``outputFiles`` are forgotten, to be collected again."""
+        doomed: set[str] = set()
+        again: set[str] = set()
+        for task_run in self.execution.task_run_list:
+            task = self.flow.find_task(task_run.task_id)
+            if task_run.parent_task_run_id in again or task_run.parent_task_run_id in doomed:
+                doomed.add(task_run.id)
+            elif isinstance(task, WorkingDirectory) and task_run.state.current in (
+                State.FAILED, State.KILLED
+            ):  # fmt: skip
+                again.add(task_run.id)
+                if (task_run.outputs or {}).get("outputFiles") is not None:
+                    self.emit(OutputEmitted, task_run.id, outputs={"outputFiles": None})
+        return doomed
+
     # -- timers -------------------------------------------------------------------------
 
     def arm_timer(self, node: Node, kind: str, seconds: float) -> None:
@@ -1072,6 +1249,9 @@ class ExecutionActor(Supervisor[object]):
                 node.controller.halt()
             if node.ref is not None:
                 node.ref.kill()
+                runner = self.services.attempt_runner
+                if runner is not None:
+                    self.start_task(runner.kill, node.id)  # it may run on another machine
             elif node.kind is Kind.SUBFLOW and not node.state.terminal:
                 child = node.data.get("child")
                 if child is not None:
@@ -1129,6 +1309,8 @@ class ExecutionActor(Supervisor[object]):
         self.killing = False
         self.finished = False
         doomed = self.error_branch_runs()
+        if mark is None:
+            doomed |= self.workdir_restart_runs()
         if mark is not None:
             doomed.discard(mark[0])
         if doomed:
@@ -1217,6 +1399,8 @@ class ExecutionActor(Supervisor[object]):
             ):
                 node.data["resumed"] = True
             nodes[task_run.id] = node
+            if parent is not None and isinstance(parent.task, WorkingDirectory):
+                parent.data["workdir_ready"] = True  # its files were written before
             self.by_key[
                 (task_run.parent_task_run_id, task.id, task_run.value, task_run.iteration)
             ] = task_run.id
@@ -1254,6 +1438,12 @@ class ExecutionActor(Supervisor[object]):
             self.on_child_execution_ended(message)
         elif isinstance(message, SubflowStarted):
             self.on_subflow_started(message)
+        elif isinstance(message, WorkingDirectoryPrepared):
+            self.on_workdir_prepared(message)
+        elif isinstance(message, WorkingDirectoryCollected):
+            self.on_workdir_collected(message)
+        elif isinstance(message, WorkingDirectoryRemoved):
+            self.on_workdir_removed(message)
         elif isinstance(message, Kill):
             result = self.kill()
         elif isinstance(message, Pause):
@@ -1337,6 +1527,11 @@ class ExecutionActor(Supervisor[object]):
 
 _NO_WAIT_PLACEHOLDER: Any = object()
 _FAILED_PLACEHOLDER: Any = object()
+
+
+def _why(error: Exception) -> str:
+    """Why file work failed: Tiercel's own errors say it themselves."""
+    return str(error) if isinstance(error, TiercelError) else describe_error(error)
 
 
 def _child_outputs(child: Execution) -> dict[str, Any]:

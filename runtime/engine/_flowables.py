@@ -8,6 +8,7 @@ from typing import Any
 
 from runtime.engine._controller import Child, Controller
 from runtime.engine._plans import DagPlan, GroupPlan, Plan, SequentialPlan
+from runtime.engine._workdir import WorkingDirectoryController
 from runtime.errors import TiercelError
 from runtime.expressions import is_truthy
 from runtime.model import Task
@@ -118,7 +119,11 @@ def build_controller(task: FlowableTask, render: Render, render_typed: RenderTyp
         depends = [[ids[d] for d in entry.depends_on or ()] for entry in task.tasks]
         dag_plan = DagPlan([Child(entry.task) for entry in task.tasks], depends, task.concurrent)
         return Controller(dag_plan, errors, finally_)
-    if isinstance(task, Sequential | AllowFailure | WorkingDirectory | WaitFor | Pause):
+    if isinstance(task, WorkingDirectory):
+        return WorkingDirectoryController(
+            SequentialPlan([Child(t) for t in task.tasks]), errors, finally_
+        )
+    if isinstance(task, Sequential | AllowFailure | WaitFor | Pause):
         return sequential(task.tasks, errors, finally_)
     raise FlowableError(f"no controller for flowable task type {type(task).__name__}")
 

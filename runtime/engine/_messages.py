@@ -112,3 +112,29 @@ class SubflowStarted(msgspec.Struct):
 @control_message
 class Quiesce(msgspec.Struct):
     """Start nothing new (a graceful stop): tell the channel once no attempt is running."""
+
+
+@control_message
+class WorkingDirectoryPrepared(msgspec.Struct):
+    """A WorkingDirectory's directory exists with its ``inputFiles`` (or ``error`` says why
+    not): its tasks may start."""
+
+    task_run_id: str
+    error: str | None = None
+
+
+@control_message
+class WorkingDirectoryCollected(msgspec.Struct):
+    """A WorkingDirectory's ``outputFiles`` are in internal storage (name to URI), or
+    ``error`` says why not."""
+
+    task_run_id: str
+    output_files: dict[str, str] | None = None
+    error: str | None = None
+
+
+@control_message
+class WorkingDirectoryRemoved(msgspec.Struct):
+    """A WorkingDirectory's directory is gone: its ``errors`` and ``finally`` may run."""
+
+    task_run_id: str

@@ -4,14 +4,15 @@ follows and controls one."""
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import tempfile
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import anyio
 import anyio.lowlevel
@@ -145,6 +146,39 @@ SNAPSHOT_EVERY = 2000
 """Events between two snapshots of an execution (at least: as many as it has task runs)."""
 
 
+class Placement(Protocol):
+    """Where executions run when the runtime is one node of a cluster.
+
+    An executor runs executions (``runs_here``) and owns each one it starts; an API node
+    only creates them (an executor takes them). Commands to an execution that does not
+    run on this node are forwarded to the node that runs it.
+    """
+
+    @property
+    def runs_here(self) -> bool:
+        """Whether executions started on this node run on it."""
+        ...
+
+    async def claim_new(self, execution_id: str) -> None:
+        """Own a new execution before it starts here."""
+        ...
+
+    async def announce(self, execution_id: str) -> None:
+        """Tell the cluster a new execution waits for an executor (it is durable)."""
+        ...
+
+    async def forward(
+        self, execution_id: str, action: str, payload: dict[str, Any]
+    ) -> Execution | None:
+        """Have the node running ``execution_id`` apply ``action`` (kill, pause, resume,
+        restart, replay, mark, change-status); return the document it answered with.
+
+        :raises ExecutionError: if it was refused.
+        :raises InputValidationError: if resume inputs were refused.
+        """
+        ...
+
+
 class ExecutionHandle:
     """Follow and control one execution."""
 
@@ -194,6 +228,11 @@ class ExecutionHandle:
     async def result(self) -> Execution:
         """Wait for the execution to end; return its final document."""
         channel = self._channel
+        if channel.ref is None and not channel.ended.is_set():
+            # It runs on another node: follow its events in the store until it ends.
+            last = channel.events[-1].seq if channel.events else 0
+            async for _ in self.runtime.follow(self.id, last):
+                pass
         await channel.ended.wait()
         assert channel.execution is not None
         return channel.execution
@@ -249,6 +288,11 @@ def envs_from_environment(prefix: str = "ENV_") -> dict[str, str]:
     }
 
 
+default_store_factory: Callable[[], Store] | None = None
+"""When set, the store of every Runtime given neither ``store`` nor ``data_dir`` (instead
+of a MemoryStore): for test suites and apps that want every runtime on another store."""
+
+
 class Runtime:
     """Tiercel's engine, embedded: ``async with Runtime() as runtime``.
 
@@ -258,9 +302,10 @@ class Runtime:
     whose names start with ``env_prefix`` (``ENV_HOME`` becomes ``envs.home``).
 
     ``store`` keeps executions: by default SQLite in ``data_dir/tiercel.db`` when a data
-    folder is given, memory otherwise. With ``recover`` (the default), entering the runtime
-    resumes every execution the store holds unfinished. ``max_file_bytes`` caps each file
-    put in internal storage (1 GiB by default). ``retain_ended`` is how many ended
+    folder is given, memory otherwise (or ``default_store_factory()`` when set). With
+    ``recover`` (the default), entering the runtime resumes every execution the store
+    holds unfinished. ``max_file_bytes`` caps each file put in internal storage (1 GiB
+    by default). ``retain_ended`` is how many ended
     executions stay in memory (the most recent); older ones are read back from the store
     when asked for. None keeps them all. ``attempt_runner`` runs attempts of runnable
     tasks elsewhere (a cluster's workers) instead of in this process.
@@ -280,6 +325,7 @@ class Runtime:
         max_file_bytes: int | None = None,
         retain_ended: int | None = 10_000,
         attempt_runner: AttemptRunner | None = None,
+        placement: Placement | None = None,
     ) -> None:
         from runtime.plugins import load_entry_points
 
@@ -292,9 +338,10 @@ class Runtime:
             data_dir = Path(self._temp.name)
         self.recover_on_start = recover
         if store is None:
-            store = (
-                MemoryStore() if self._temp is not None else SqliteStore(data_dir / "tiercel.db")
-            )
+            if self._temp is None:
+                store = SqliteStore(data_dir / "tiercel.db")
+            else:
+                store = default_store_factory() if default_store_factory else MemoryStore()
         self.store = store
         self.data_dir = data_dir
         if max_file_bytes is not None:
@@ -309,6 +356,8 @@ class Runtime:
         self._follow_ups = 0
         self._registered: dict[tuple[str, str], Flow] = {}
         self.retain_ended = retain_ended
+        self.placement = placement
+        self._applying: set[str] = set()
         self._ended_order: OrderedDict[str, None] = OrderedDict()
         self._end_hooks: list[Callable[[Execution], None]] = []
         self._aborted = anyio.Event()
@@ -370,39 +419,73 @@ class Runtime:
         for execution_id in await self.store.unfinished():
             if execution_id in self._channels:
                 continue
-            events = await self.store.events(execution_id)
-            if not events or not isinstance(events[0], ExecutionCreated):
-                continue
-            created = events[0]
-            flow = await self._flow_for(created.namespace, created.flow_id, created.flow_revision)
-            if flow is None:
-                self.system.log.error(
-                    "cannot recover an execution: its flow is unknown",
-                    execution_id=execution_id,
-                    flow=f"{created.namespace}.{created.flow_id}",
-                )
-                continue
-            channel = _Channel(self.store)
-            channel.events = list(events)
-            channel.snapshot_seq = events[-1].seq
-            self._channels[execution_id] = channel
-            if fold(events).state.current is State.QUEUED:
-                self._queued[flow.uid].append((flow, created))
-            else:
-                self._running[flow.uid].add(execution_id)
-
-            def on_end(done: Execution, flow: Flow = flow) -> None:
-                self._ended(flow, done)
-
-            actor = ExecutionActor(
-                flow, self.services, channel, history=events, on_end=on_end, mode="recover"
-            )
-            actor.channel = channel
-            channel.ref = self._spawn_actor(actor, execution_id)
-            resumed.append(execution_id)
+            if await self._adopt(execution_id, wait=False):
+                resumed.append(execution_id)
         for execution_id in resumed:
             await self._channels[execution_id].started.wait()
         return resumed
+
+    async def adopt(self, execution_id: str) -> bool:
+        """Run an unfinished execution here, rebuilt from its events (a cluster executor
+        took it over). Returns False if there is nothing to run (no events, or it ended).
+        """
+        found = self._channels.get(execution_id)
+        if found is not None and found.ref is not None and found.ref.is_alive:
+            return True
+        if found is not None:
+            del self._channels[execution_id]
+        return await self._adopt(execution_id, wait=True)
+
+    async def _adopt(self, execution_id: str, *, wait: bool) -> bool:
+        events = await self.store.events(execution_id)
+        if not events or not isinstance(events[0], ExecutionCreated):
+            return False
+        if fold(events).state.current.terminal:
+            return False
+        created = events[0]
+        flow = await self._flow_for(created.namespace, created.flow_id, created.flow_revision)
+        if flow is None:
+            self.system.log.error(
+                "cannot recover an execution: its flow is unknown",
+                execution_id=execution_id,
+                flow=f"{created.namespace}.{created.flow_id}",
+            )
+            return False
+        channel = _Channel(self.store)
+        channel.events = list(events)
+        channel.snapshot_seq = events[-1].seq
+        self._channels[execution_id] = channel
+        if fold(events).state.current is State.QUEUED:
+            self._queued[flow.uid].append((flow, created))
+        else:
+            self._running[flow.uid].add(execution_id)
+
+        def on_end(done: Execution, flow: Flow = flow) -> None:
+            self._ended(flow, done)
+
+        actor = ExecutionActor(
+            flow, self.services, channel, history=events, on_end=on_end, mode="recover"
+        )
+        actor.channel = channel
+        channel.ref = self._spawn_actor(actor, execution_id)
+        if wait:
+            await channel.started.wait()
+        return True
+
+    def abandon(self, execution_id: str) -> None:
+        """Stop running an execution here without a word (another executor owns it now):
+        its actor is killed, nothing is written, its attempts on workers go on."""
+        channel = self._channels.pop(execution_id, None)
+        self._ended_order.pop(execution_id, None)
+        if channel is None:
+            return
+        if channel.execution is not None:
+            for running in self._running.values():
+                running.discard(execution_id)
+        if channel.ref is not None and channel.ref.is_alive:
+            channel.ref.kill()
+        channel.ended.set()
+        channel.wake()
 
     def _spawn_actor(self, actor: ExecutionActor, execution_id: str) -> ActorRef[object]:
         return self.system.spawn(lambda: actor, name=f"execution:{execution_id}")
@@ -524,8 +607,9 @@ class Runtime:
     async def get_execution(self, execution_id: str) -> Execution | None:
         """The execution document as it is now (from memory if it is there), or None."""
         channel = self._channels.get(execution_id)
-        if channel is not None and channel.execution is not None:
-            return channel.execution
+        here = channel is not None and (channel.ref is not None or channel.ended.is_set())
+        if here and channel is not None and channel.execution is not None:
+            return channel.execution  # it runs (or ran) here: memory is the truth
         return await self.store.get_execution(execution_id)
 
     async def follow(self, execution_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
@@ -547,10 +631,14 @@ class Runtime:
                 return
             if channel.ref is None and not channel.ended.is_set():
                 # Not running in this process: poll the store for what others append.
-                await anyio.sleep(0.5)
-                channel.events = events + await self.store.events(execution_id, after_seq)
-                if channel.events and type(channel.events[-1]) is ExecutionEnded:
-                    channel.ended.set()
+                await anyio.sleep(0.2 if self.placement is not None else 0.5)
+                fresh = await self.store.events(execution_id, events[-1].seq if events else 0)
+                if fresh:
+                    channel.events = events + fresh
+                    channel.execution = fold(channel.events)
+                    if type(channel.events[-1]) is ExecutionEnded:
+                        channel.ended.set()
+                    channel.wake()
                 continue
             waiter = anyio.Event()
             channel.waiters.append(waiter)
@@ -644,6 +732,15 @@ class Runtime:
                 "originalCreatedDate": self.clock.utcnow().astimezone(UTC).isoformat(),
             },
         )
+        placement = self.placement
+        if placement is not None and not placement.runs_here:
+            self.store.append(created)
+            await self.store.flush()  # durable before an executor hears of it
+            self._channels[execution_id] = _Channel.of_history(self.store, [created])
+            await placement.announce(execution_id)
+            return ExecutionHandle(self, execution_id)
+        if placement is not None:
+            await placement.claim_new(execution_id)
         channel = _Channel(self.store)
         self._channels[execution_id] = channel
         self._spawn(flow, created, channel)
@@ -857,8 +954,35 @@ class Runtime:
 
     # -- commands -----------------------------------------------------------------------
 
+    def _forwarded(self, channel: _Channel, execution_id: str) -> Placement | None:
+        """The placement to forward a command to, when the execution does not run here."""
+        placement = self.placement
+        if placement is None or execution_id in self._applying:
+            return None
+        if channel.ref is not None and channel.ref.is_alive:
+            return None
+        return placement
+
+    @contextlib.contextmanager
+    def applying(self, execution_id: str) -> Iterator[None]:
+        """Within the block, commands to ``execution_id`` run here (an executor applying a
+        command it took from another node), not forwarded again."""
+        self._applying.add(execution_id)
+        try:
+            yield
+        finally:
+            self._applying.discard(execution_id)
+
     async def _command(self, execution_id: str, command: object) -> CommandResult:
         channel = await self._load(execution_id)
+        placement = self._forwarded(channel, execution_id)
+        if placement is not None:
+            actions: dict[type, str] = {Kill: "kill", Pause: "pause", Resume: "resume"}
+            action = actions[type(command)]
+            inputs = command.inputs if isinstance(command, Resume) else {}
+            await placement.forward(execution_id, action, {"inputs": inputs})
+            await self._refresh(channel, execution_id)
+            return CommandResult(True)
         ref = channel.ref
         if ref is None or not ref.is_alive:
             state = channel.execution.state.current.value if channel.execution else "unknown"
@@ -912,6 +1036,9 @@ class Runtime:
         :raises ExecutionError: if it cannot be restarted in its current state.
         """
         channel = await self._load(execution_id)
+        placement = self._forwarded(channel, execution_id)
+        if placement is not None:
+            return await self._forward_for_document(placement, channel, execution_id, "restart")
         if not channel.ended.is_set():
             result = await self._command(execution_id, Restart())
             assert result.snapshot is not None
@@ -934,6 +1061,11 @@ class Runtime:
                 f"a task run can be set to SUCCESS, WARNING, FAILED or KILLED, not {state.value}"
             )
         channel = await self._load(execution_id)
+        placement = self._forwarded(channel, execution_id)
+        if placement is not None:
+            return await self._forward_for_document(
+                placement, channel, execution_id, "mark", task_run_id=task_run_id, state=state
+            )
         if not channel.ended.is_set():
             current = channel.execution.state.current.value if channel.execution else "unknown"
             raise ExecutionError(
@@ -979,6 +1111,34 @@ class Runtime:
         channel.publish(event)
         await self.store.flush()
         return changed
+
+    async def _forward_for_document(
+        self,
+        placement: Placement,
+        channel: _Channel,
+        execution_id: str,
+        action: str,
+        **payload: Any,
+    ) -> Execution:
+        snapshot = await placement.forward(execution_id, action, payload)
+        await self._refresh(channel, execution_id)
+        if snapshot is None:
+            raise ExecutionError(f"execution {execution_id}: no document came back")
+        return snapshot
+
+    async def _refresh(self, channel: _Channel, execution_id: str) -> None:
+        """Read an execution running elsewhere back from the store (after a command)."""
+        events = await self.store.events(
+            execution_id, channel.events[-1].seq if channel.events else 0
+        )
+        if events:
+            channel.events.extend(events)
+            channel.execution = fold(channel.events)
+        if channel.execution is not None and channel.execution.state.current.terminal:
+            channel.ended.set()
+        else:
+            channel.ended = _Flag()
+        channel.wake()
 
     async def _restart_ended(
         self, channel: _Channel, execution_id: str, mark: tuple[str, State] | None
@@ -1032,6 +1192,12 @@ class Runtime:
         :raises ExecutionError: if the execution is still running or has no such task run.
         """
         channel = await self._load(execution_id)
+        placement = self._forwarded(channel, execution_id)
+        if placement is not None:
+            snapshot = await placement.forward(execution_id, "replay", {"task_run_id": task_run_id})
+            assert snapshot is not None
+            await self._load(snapshot.id)
+            return ExecutionHandle(self, snapshot.id, snapshot=snapshot)
         execution = channel.execution
         if execution is None or not execution.state.current.terminal:
             raise ExecutionError(f"execution {execution_id} must have ended to be replayed")

@@ -84,8 +84,13 @@ class AttemptRunner(Protocol):
     ) -> AttemptOutcome:
         """Run it and return its outcome; ``on_log(level, message)`` for each log line.
 
-        Cancelling the call kills the attempt.
+        Cancelling the call only stops waiting (an executor stopping or giving an execution
+        up leaves its attempts running for the next owner); :meth:`kill` kills.
         """
+        ...
+
+    async def kill(self, task_run_id: str) -> None:
+        """Kill the attempts of a task run (queued ones never start)."""
         ...
 
 

@@ -38,6 +38,7 @@ class TaskRunJob:
         "hooks",
         "namespace",
         "parent",
+        "reattach",
         "services",
         "task",
         "task_run_id",
@@ -62,9 +63,12 @@ class TaskRunJob:
         hooks: RenderHooks,
         work_dir: Path | None,
         flow_revision: int = 1,
+        reattach: bool = False,
     ) -> None:
         self.task = task
         self.flow_revision = flow_revision
+        self.reattach = reattach
+        """The first attempt was started by an earlier owner: wait for it, do not begin it."""
         self.task_run_id = task_run_id
         self.execution_id = execution_id
         self.namespace = namespace
@@ -237,7 +241,8 @@ class TaskRunActor(Actor[object]):
     async def on_start(self) -> None:
         job = self.job
         attempt = job.attempt_base + self.ref.incarnation + 1
-        job.parent.tell_nowait(AttemptBegan(job.task_run_id, attempt))
+        if not (job.reattach and self.ref.incarnation == 0):
+            job.parent.tell_nowait(AttemptBegan(job.task_run_id, attempt))
         runner = job.services.attempt_runner
         request = _request(job, attempt) if runner is not None and job.work_dir is None else None
         if runner is not None and request is not None and runner.accepts(request):

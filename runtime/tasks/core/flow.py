@@ -85,12 +85,45 @@ class AllowFailure(_WithTasks, kw_only=True):
     "WorkingDirectory",
 )
 class WorkingDirectory(_WithTasks, kw_only=True):
-    """Runs ``tasks`` in one shared temporary directory; ``outputFiles`` are kept."""
+    """Runs ``tasks`` one after the other in one shared directory.
+
+    ``inputFiles`` (a map of file name to content, or an expression giving one; content
+    that renders to a ``kestra://`` URI is that stored file) are written into it before the
+    first task starts. Once the tasks ended (even failed or killed), files matching the
+    ``outputFiles`` glob patterns go to internal storage and become the output
+    ``outputFiles`` (name to URI); then the directory is removed, and ``errors`` and
+    ``finally`` run, each task in a directory of its own (as in Kestra, where the worker
+    runs only ``tasks`` in the shared directory).
+
+    ``namespaceFiles`` and ``cache`` are Kestra features Tiercel does not have: a flow that
+    sets them is refused rather than run without them (``namespaceFiles: {enabled: false}``,
+    which asks for nothing, is accepted).
+    """
 
     cache: dict[str, Any] | None = None
     namespace_files: dict[str, Any] | None = None
     input_files: dict[str, str] | str | None = None
     output_files: list[str] | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = super().problems()
+        if self.namespace_files is not None and self.namespace_files.get("enabled") is not False:
+            found.append(
+                (
+                    "namespaceFiles",
+                    "is not supported by Tiercel (it has no namespace files); "
+                    "use inputFiles to put files into the working directory",
+                )
+            )
+        if self.cache is not None:
+            found.append(
+                (
+                    "cache",
+                    "is not supported by Tiercel (no working directory cache); "
+                    "remove it: every run starts from an empty directory",
+                )
+            )
+        return found
 
 
 @task_type("io.kestra.plugin.core.flow.ForEach", "ForEach")

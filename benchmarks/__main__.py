@@ -1,16 +1,19 @@
-"""``python -m benchmarks [WORKLOAD ...] [--store memory|sqlite] [--peers] [--json] [--quick]``."""
+"""``python -m benchmarks [WORKLOAD ...] [--store memory|sqlite|postgres] [--peers] [--json]
+[--quick]``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from benchmarks import actors_bench, engine_bench
 from benchmarks._report import Figure, print_json, print_table
 from runtime.logging import configure_logging
 
-STORES = ("memory", "sqlite")
+STORES = ("memory", "sqlite", "postgres")
+DEFAULT_STORES = ("memory", "sqlite")
 
 
 def _store_workload(name: str) -> Callable[[list[str], bool], list[Figure]]:
@@ -25,15 +28,26 @@ WORKLOADS: dict[str, Callable[[list[str], bool], list[Figure]]] = {
 
 
 def compare_stores(figures: list[Figure]) -> None:
-    """Give each SQLite figure its ratio to the same figure on the memory store."""
-    memory = {(f.name, tuple(sorted(f.params.items()))): f for f in figures if f.store == "memory"}
+    """Give each SQLite figure its ratio to the same figure on the memory store, and each
+    PostgreSQL figure its ratio to SQLite's (to memory's when SQLite did not run)."""
+    by_store: dict[str, dict[tuple[str, tuple[tuple[str, Any], ...]], Figure]] = {}
     for figure in figures:
-        if figure.store != "sqlite" or figure.ratio is not None:
+        if figure.store is not None:
+            by_store.setdefault(figure.store, {})[_key(figure)] = figure
+    references = {"sqlite": ("memory",), "postgres": ("sqlite", "memory")}
+    for figure in figures:
+        if figure.store not in references or figure.ratio is not None:
             continue
-        twin = memory.get((figure.name, tuple(sorted(figure.params.items()))))
-        if twin is not None and twin.value:
-            figure.ratio = figure.value / twin.value
-            figure.ratio_to = "memory"
+        for reference in references[figure.store]:
+            twin = by_store.get(reference, {}).get(_key(figure))
+            if twin is not None and twin.value:
+                figure.ratio = figure.value / twin.value
+                figure.ratio_to = reference
+                break
+
+
+def _key(figure: Figure) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    return figure.name, tuple(sorted(figure.params.items()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--store",
         action="append",
         choices=STORES,
-        help="store(s) for the engine workloads (default: memory and sqlite)",
+        help="store(s) for the engine workloads (default: memory and sqlite; postgres: "
+        "$TIERCEL_BENCH_PG_URL, by default postgres@127.0.0.1:5432/test)",
     )
     parser.add_argument(
         "--peers",
@@ -69,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unknown workload {', '.join(map(repr, unknown))}; choose from {', '.join(WORKLOADS)}"
         )
     configure_logging("error")
-    stores = args.store or list(STORES)
+    stores = args.store or list(DEFAULT_STORES)
     figures: list[Figure] = []
     chosen = args.workloads or ([] if args.peers else list(WORKLOADS))
     for name in chosen:

@@ -1,4 +1,4 @@
-"""Engine workloads: whole executions on the memory store and on SQLite.
+"""Engine workloads: whole executions on the memory store, on SQLite and on PostgreSQL.
 
 Every workload runs a real Runtime on the real clock; figures are throughputs over wall
 time (or latencies), measured in this process unless said otherwise.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,12 +28,25 @@ from runtime.store import MemoryStore, SqliteStore, Store
 ROOT = Path(__file__).resolve().parent.parent
 
 
+PG_URL = os.environ.get("TIERCEL_BENCH_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+"""The database of ``--store postgres`` (its schema ``tiercel_bench`` is dropped and made
+anew for each store)."""
+
+
 def make_store(kind: str, folder: Path) -> Store:
-    """A fresh store of ``kind`` (memory or sqlite) in ``folder``."""
+    """A fresh store of ``kind`` (memory, sqlite or postgres) in ``folder``."""
     if kind == "memory":
         return MemoryStore()
     if kind == "sqlite":
         return SqliteStore(folder / "bench.db")
+    if kind == "postgres":
+        import psycopg
+
+        from runtime.store import PostgresStore
+
+        with psycopg.connect(PG_URL, autocommit=True) as connection:
+            connection.execute("DROP SCHEMA IF EXISTS tiercel_bench CASCADE")
+        return PostgresStore(f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema=tiercel_bench")
     raise ValueError(f"unknown store {kind!r}")
 
 

@@ -910,10 +910,31 @@ class Runtime:
             ended = await self.store.get_execution(child_id)
             if ended is not None and not ended.state.current.terminal:
                 self._watchers[child_id].append((parent_id, task_run_id))
+                if self.placement is not None:
+                    # the child may run on another executor: its end is only in the store
+                    self.system.spawn(
+                        lambda: _Once(lambda: self._poll_child(child_id)),
+                        name=f"watch:{child_id}",
+                    )
                 return
         parent = self._channels.get(parent_id)
         if ended is not None and parent is not None and parent.ref is not None:
             parent.ref.tell_nowait(ChildExecutionEnded(task_run_id, ended))
+
+    async def _poll_child(self, child_id: str, interval: float = 0.25) -> None:
+        """Wait (polling the store) for a subflow running elsewhere to end; tell its parents."""
+        while child_id in self._watchers:
+            execution = await self.store.get_execution(child_id)
+            if execution is not None and execution.state.current.terminal:
+                local = self._channels.get(child_id)
+                if local is not None and local.ref is not None and local.ref.is_alive:
+                    return  # it runs here now: its end reaches the watchers directly
+                for parent_id, task_run_id in self._watchers.pop(child_id, []):
+                    parent = self._channels.get(parent_id)
+                    if parent is not None and parent.ref is not None and parent.ref.is_alive:
+                        parent.ref.tell_nowait(ChildExecutionEnded(task_run_id, execution))
+                return
+            await anyio.sleep(interval)
 
     async def _start_child(
         self,

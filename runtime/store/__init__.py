@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from runtime.store._base import (
@@ -14,8 +15,17 @@ from runtime.store._base import (
     Store,
     StoredFlow,
 )
+from runtime.store._errors import (
+    StoreError,
+    StoreUnavailableError,
+    StoreUrlError,
+    StoreWriteError,
+)
 from runtime.store._memory import MemoryStore
 from runtime.store._sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from runtime.store._postgres import PostgresStore
 
 __all__ = (
     "ExecutionQuery",
@@ -24,18 +34,34 @@ __all__ = (
     "MetricAggregate",
     "MetricEntry",
     "Page",
+    "PostgresStore",
     "SqliteStore",
     "Store",
+    "StoreError",
+    "StoreUnavailableError",
+    "StoreUrlError",
+    "StoreWriteError",
     "StoredFlow",
     "open_store",
 )
 
 
-def open_store(url: str | None, data_dir: Path) -> Store:
-    """The store a URL names: ``memory``, ``sqlite:///path/to.db``, or the default
-    (``None``): SQLite in ``data_dir/tiercel.db``.
+def __getattr__(name: str) -> Any:
+    # psycopg takes ~0.1 s to import: only processes that use PostgreSQL pay for it.
+    if name == "PostgresStore":
+        from runtime.store._postgres import PostgresStore
 
-    :raises ValueError: for a URL of an unknown kind.
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def open_store(url: str | None, data_dir: Path) -> Store:
+    """The store a URL names: ``memory``, ``sqlite:///path/to.db``,
+    ``postgresql://user@host:port/database[?schema=name]`` (or ``postgres://``), or the
+    default (``None``): SQLite in ``data_dir/tiercel.db``.
+
+    :raises ValueError: for a URL of an unknown kind (:class:`StoreUrlError` for a
+        PostgreSQL URL that cannot be used).
     """
     if url is None:
         return SqliteStore(data_dir / "tiercel.db")
@@ -45,4 +71,11 @@ def open_store(url: str | None, data_dir: Path) -> Store:
     if parsed.scheme == "sqlite":
         path = parsed.path if not parsed.netloc else f"/{parsed.netloc}{parsed.path}"
         return SqliteStore(Path(path.removeprefix("/") if url.startswith("sqlite:///./") else path))
-    raise ValueError(f"unknown store {url!r}; expected memory or sqlite:///path (postgresql soon)")
+    if parsed.scheme in ("postgresql", "postgres"):
+        from runtime.store._postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(
+        f"unknown store {url!r}; expected memory, sqlite:///path or "
+        "postgresql://user@host:port/database"
+    )

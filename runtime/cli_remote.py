@@ -24,6 +24,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.option("--no-auth", is_flag=True, default=None, help="Serve without authentication.")
 @click.option("--cors-origin", "cors_origins", multiple=True, help="Allow a browser origin.")
 @click.option("--shutdown-timeout", type=float, help="Seconds running attempts get to finish.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    help="all (default), api, executor, worker, scheduler; repeatable or comma-separated "
+    "(roles other than all need a PostgreSQL store).",
+)
+@click.option("--worker-concurrency", type=int, help="Attempts a worker runs at once [8].")
 @click.pass_context
 def server(
     ctx: click.Context, /, config_file: str | None, no_auth: bool | None, **flags: Any
@@ -48,6 +56,10 @@ def server(
             configure_logging("info", parent.params.get("log_format", "console"), force=True)
     if no_auth:
         flags["auth"] = False
+    if flags.get("roles"):
+        flags["roles"] = tuple(
+            r.strip() for raw in flags["roles"] for r in raw.split(",") if r.strip()
+        )
     for key in ("flows", "data"):
         if flags.get(key) is not None:
             flags[key] = Path(flags[key])
@@ -58,8 +70,11 @@ def server(
             click.echo(f"configuration: {describe(problem)}", err=True)
         sys.exit(2)
 
-    def ready(url: str) -> None:
-        click.echo(f"Tiercel listening on {url}", err=True)
+    def ready(where: str) -> None:
+        if where.startswith("http"):
+            click.echo(f"Tiercel listening on {where}", err=True)
+        else:
+            click.echo(f"Tiercel running: {where}", err=True)
 
     try:
         anyio.run(lambda: serve(config, on_ready=ready))

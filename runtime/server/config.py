@@ -22,6 +22,10 @@ missed_schedules       TIERCEL_MISSED_SCHEDULES                            ALL
 max_catch_up           TIERCEL_MAX_CATCH_UP                                1000
 retain_ended           TIERCEL_RETAIN_ENDED                                10000
 flows_poll_interval    TIERCEL_FLOWS_POLL_INTERVAL                         1.0 s
+roles                  TIERCEL_ROLES               --role                  all
+worker_concurrency     TIERCEL_WORKER_CONCURRENCY  --worker-concurrency    8
+lease_seconds          TIERCEL_LEASE_SECONDS                               10 s
+pool_size              TIERCEL_POOL_SIZE                                   8
 =====================  ==========================  ======================  =================
 
 ``basic_auth`` is ``user:password`` (several separated by commas in the environment, a list
@@ -41,6 +45,7 @@ from runtime.errors import Problem, TiercelError
 from runtime.parsing._yaml import YamlSyntaxError, load_yaml
 
 MissedPolicy = Literal["ALL", "LAST", "NONE"]
+ALL_ROLES = {"api", "executor", "worker", "scheduler"}
 
 
 class ConfigError(TiercelError):
@@ -81,6 +86,18 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_catch_up: int = 1000
     retain_ended: int = 10_000
     flows_poll_interval: float = 1.0
+    roles: list[str] = msgspec.field(default_factory=lambda: ["all"])
+    worker_concurrency: int = 8
+    lease_seconds: float = 10.0
+    pool_size: int = 8
+
+    @property
+    def role_set(self) -> set[str]:
+        """The roles this process plays (``all`` is every role)."""
+        found: set[str] = set()
+        for role in self.roles:
+            found |= ALL_ROLES if role == "all" else {role}
+        return found
 
     def check(self) -> list[Problem]:
         """Problems beyond types (ranges, shapes)."""
@@ -102,6 +119,15 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             user, sep, password = pair.partition(":")
             if not sep or not user or not password:
                 bad(f"basic_auth[{index}]", "must be user:password, both non-empty")
+        for role in self.roles:
+            if role != "all" and role not in ALL_ROLES:
+                known = ", ".join(["all", *sorted(ALL_ROLES)])
+                bad("roles", f"unknown role {role!r}; expected some of {known}")
+        for name in ("worker_concurrency", "pool_size"):
+            if getattr(self, name) < 1:
+                bad(name, f"must be at least 1, not {getattr(self, name)}")
+        if self.lease_seconds < 1:
+            bad("lease_seconds", f"must be at least 1 second, not {self.lease_seconds}")
         if self.token is not None and len(self.token) < 16:
             bad("token", "must be at least 16 characters long")
         return found
@@ -116,7 +142,7 @@ ENV_PREFIX = "TIERCEL_"
 _ENV_NAMES = {
     "token": "TIERCEL_API_TOKEN",
 }
-_LIST_FIELDS = {"basic_auth", "cors_origins"}
+_LIST_FIELDS = {"basic_auth", "cors_origins", "roles"}
 
 
 def _env_name(field: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -20,12 +21,13 @@ import uvicorn
 from runtime.engine import Runtime
 from runtime.errors import TiercelError
 from runtime.logging import route_stdlib_logging
+from runtime.server._cluster_node import ClusterNode, NodeStartError
 from runtime.server._flow_sources import FlowFolder, load_stored_flows
 from runtime.server._guard import Credentials, load_or_create_token
 from runtime.server._state import ServerState
 from runtime.server.app import create_app
 from runtime.server.config import ServerConfig
-from runtime.store import open_store
+from runtime.store import Store, open_store
 
 log = structlog.get_logger("tiercel.server")
 
@@ -103,23 +105,40 @@ class Daemon:
     async def _run(self, on_ready: Callable[[str], None] | None) -> None:
         config = self.config
         route_stdlib_logging()
+        roles = config.role_set
         try:
             config.data.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ServerStartError(f"cannot create the data folder {config.data}: {exc}") from None
         credentials, token_path = credentials_for(config)
-        if credentials is None:
-            log.warning("authentication is OFF: anyone who can reach the port controls Tiercel")
-        elif token_path is not None:
-            log.info("API token generated", file=token_path)
-        store = open_store(config.store, config.data)
-        async with Runtime(
-            data_dir=config.data,
-            store=store,
-            shutdown_timeout=config.shutdown_timeout,
-            retain_ended=config.retain_ended,
-        ) as runtime:
+        if "api" in roles:
+            if credentials is None:
+                log.warning("authentication is OFF: anyone who can reach the port controls Tiercel")
+            elif token_path is not None:
+                log.info("API token generated", file=token_path)
+        async with AsyncExitStack() as stack:
+            try:
+                node = await stack.enter_async_context(ClusterNode.open(config, roles))
+                store = open_store(config.store, config.data)
+            except (NodeStartError, ValueError) as exc:
+                raise ServerStartError(str(exc)) from None
+            stack.push_async_callback(node.released)  # runs once the runtime has stopped
+            if roles == {"worker"}:
+                await self._run_worker_only(node, store, on_ready)
+                return
+            runtime = await stack.enter_async_context(
+                Runtime(
+                    data_dir=config.data,
+                    store=store,
+                    shutdown_timeout=config.shutdown_timeout,
+                    retain_ended=config.retain_ended,
+                    recover=node.pool is None,
+                    attempt_runner=node.attempt_runner(),
+                    placement=node.placement(),
+                )
+            )
             self._runtime = runtime
+            node.attach(runtime)
             state = ServerState(runtime, config)
             stored = await load_stored_flows(runtime)
             folder = None
@@ -128,43 +147,23 @@ class Daemon:
                     runtime, config.flows, state.flows_changed, config.flows_poll_interval
                 )
                 await folder.sync()
-            log.info("flows loaded", stored=stored, total=len(runtime.flows.all()))
-            app = create_app(state, credentials)
-            server = _Uvicorn(
-                uvicorn.Config(
-                    app,
-                    host=config.host,
-                    port=config.port,
-                    log_config=None,
-                    access_log=False,
-                    lifespan="off",
-                    server_header=False,
-                    timeout_graceful_shutdown=5,
-                )
+            log.info(
+                "flows loaded", stored=stored, total=len(runtime.flows.all()), roles=sorted(roles)
             )
-            self._server = server
             failed = False
             async with anyio.create_task_group() as group:
-                await self._start_triggers(group, runtime, state)
+                await node.start(group, runtime.store)
+                await self._start_triggers(group, runtime, state, node, roles)
                 if folder is not None:
                     group.start_soon(folder.watch)
-                served = anyio.Event()
-
-                async def serve() -> None:
-                    try:
-                        await server.serve()
-                    except SystemExit:
-                        self._stop.set()
-                    finally:
-                        served.set()
-
-                group.start_soon(serve)
-                while not server.started and not served.is_set():  # noqa: ASYNC110
-                    await anyio.sleep(0.01)  # uvicorn has no event for "listening"
-                if server.started:
-                    await self._until_stopped(server, state, served, on_ready)
+                if "api" in roles:
+                    failed = not await self._serve_http(state, credentials, group, on_ready)
                 else:
-                    failed = True
+                    log.info("running", node=node.id, roles=sorted(roles))
+                    if on_ready is not None:
+                        on_ready(f"node {node.id} ({', '.join(sorted(roles))})")
+                    await self._stop.wait()
+                await node.stopping(runtime, force=self._force.is_set())
                 group.cancel_scope.cancel()
             if failed:
                 raise ServerStartError(
@@ -174,6 +173,59 @@ class Daemon:
             log.warning("stopped at once; unfinished work resumes at the next start")
         else:
             log.info("stopped")
+
+    async def _serve_http(
+        self,
+        state: ServerState,
+        credentials: Credentials | None,
+        group: anyio.abc.TaskGroup,
+        on_ready: Callable[[str], None] | None,
+    ) -> bool:
+        """Serve the API until stopped; False if it could not listen."""
+        config = self.config
+        app = create_app(state, credentials)
+        server = _Uvicorn(
+            uvicorn.Config(
+                app,
+                host=config.host,
+                port=config.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                server_header=False,
+                timeout_graceful_shutdown=5,
+            )
+        )
+        self._server = server
+        served = anyio.Event()
+
+        async def serve() -> None:
+            try:
+                await server.serve()
+            except SystemExit:
+                self._stop.set()
+            finally:
+                served.set()
+
+        group.start_soon(serve)
+        while not server.started and not served.is_set():  # noqa: ASYNC110
+            await anyio.sleep(0.01)  # uvicorn has no event for "listening"
+        if not server.started:
+            return False
+        await self._until_stopped(server, state, served, on_ready)
+        return True
+
+    async def _run_worker_only(
+        self, node: ClusterNode, store: Store, on_ready: Callable[[str], None] | None
+    ) -> None:
+        async with store, anyio.create_task_group() as group:
+            worker = await node.start_worker(group, store)
+            log.info("running", node=node.id, roles=["worker"])
+            if on_ready is not None:
+                on_ready(f"node {node.id} (worker)")
+            await self._stop.wait()
+            await worker.stop(0.0 if self._force.is_set() else self.config.shutdown_timeout)
+            group.cancel_scope.cancel()
 
     async def _until_stopped(
         self,
@@ -197,18 +249,28 @@ class Daemon:
         await served.wait()
 
     async def _start_triggers(
-        self, group: anyio.abc.TaskGroup, runtime: Runtime, state: ServerState
+        self,
+        group: anyio.abc.TaskGroup,
+        runtime: Runtime,
+        state: ServerState,
+        node: ClusterNode,
+        roles: set[str],
     ) -> None:
         from runtime.scheduling import FlowTriggers, MissedSchedules, Scheduler
 
-        scheduler = Scheduler(
-            runtime,
-            missed=MissedSchedules(self.config.missed_schedules),
-            max_catch_up=self.config.max_catch_up,
-        )
-        state.on_flows_changed(scheduler.flows_changed)
-        await group.start(scheduler.run)
-        await group.start(FlowTriggers(runtime).run)
+        if "scheduler" in roles:
+            scheduler = Scheduler(
+                runtime,
+                missed=MissedSchedules(self.config.missed_schedules),
+                max_catch_up=self.config.max_catch_up,
+            )
+            state.on_flows_changed(scheduler.flows_changed)
+            if node.pool is None:
+                await group.start(scheduler.run)
+            else:
+                group.start_soon(node.lead_scheduler, scheduler)
+        if "executor" in roles:
+            await group.start(FlowTriggers(runtime).run)
 
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -1,0 +1,334 @@
+"""An executor node: it owns executions (leases), runs their actors, answers commands sent
+to them from other nodes, and hands their attempts to workers through the task queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.abc
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from runtime.cluster._commands import (
+    ChangeStatusCommand,
+    Command,
+    Commands,
+    KillCommand,
+    MarkCommand,
+    NoAnswerError,
+    PauseCommand,
+    ReplayCommand,
+    Reply,
+    RestartCommand,
+    ResumeCommand,
+)
+from runtime.cluster._leases import Leases
+from runtime.cluster._queue import QueueAttemptRunner, forget_execution, sweep_expired
+from runtime.engine import Execution, ExecutionError, ExecutionNotFoundError, Runtime, State
+from runtime.errors import InputValidationError
+
+log = structlog.get_logger("tiercel.executor")
+
+
+def command_of(action: str, payload: dict[str, Any]) -> Command:
+    """The command row for a runtime action."""
+    if action == "kill":
+        return KillCommand()
+    if action == "pause":
+        return PauseCommand()
+    if action == "resume":
+        return ResumeCommand(inputs=dict(payload.get("inputs") or {}))
+    if action == "restart":
+        return RestartCommand()
+    if action == "replay":
+        return ReplayCommand(task_run_id=str(payload["task_run_id"]))
+    if action == "mark":
+        return MarkCommand(task_run_id=str(payload["task_run_id"]), state=State(payload["state"]))
+    if action == "change-status":
+        return ChangeStatusCommand(state=State(payload["state"]))
+    raise ValueError(f"unknown action {action!r}")
+
+
+class ClusterPlacement:
+    """The runtime's view of the cluster (see :class:`runtime.engine.Placement`)."""
+
+    def __init__(
+        self, leases: Leases, commands: Commands, executor: Executor | None = None
+    ) -> None:
+        self.leases = leases
+        self.commands = commands
+        self.executor = executor
+
+    @property
+    def runs_here(self) -> bool:
+        return self.executor is not None
+
+    async def claim_new(self, execution_id: str) -> None:
+        token = await self.leases.acquire(execution_id)
+        if token is None:
+            raise ExecutionError(f"execution {execution_id} is owned by another executor")
+        assert self.executor is not None
+        self.executor.owned[execution_id] = token
+        self.executor.revoked.discard(execution_id)
+
+    async def announce(self, execution_id: str) -> None:
+        await self.leases.announce(execution_id)
+
+    async def forward(
+        self, execution_id: str, action: str, payload: dict[str, Any]
+    ) -> Execution | None:
+        try:
+            reply = await self.commands.send(execution_id, command_of(action, payload))
+        except NoAnswerError as exc:
+            raise ExecutionError(f"execution {execution_id}: {exc}") from None
+        if reply.ok:
+            return reply.execution
+        if reply.error == "inputs":
+            raise InputValidationError(reply.problems)
+        if reply.error == "not-found":
+            raise ExecutionNotFoundError(reply.message)
+        raise ExecutionError(reply.message)
+
+
+class Executor:
+    """Claims executions no one owns, keeps its leases alive, gives up those it lost, and
+    answers the commands sent to its executions."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        pool: AsyncConnectionPool,
+        node: str,
+        runner: QueueAttemptRunner,
+        *,
+        lease_seconds: float = 10.0,
+        claim_batch: int = 50,
+        idle_poll: float = 0.25,
+        capacity: int = 10_000,
+    ) -> None:
+        self.runtime = runtime
+        self.pool = pool
+        self.node = node
+        self.runner = runner
+        self.leases = Leases(pool, node, lease_seconds)
+        self.commands = Commands(pool, node)
+        self.placement = ClusterPlacement(self.leases, self.commands, self)
+        self.lease_seconds = lease_seconds
+        self.claim_batch = claim_batch
+        self.idle_poll = idle_poll
+        self.capacity = capacity
+        self.owned: dict[str, int] = {}
+        """Executions this executor owns, with its fencing token for each."""
+        self.revoked: set[str] = set()
+        """Executions it gave up: the store drops what they still had pending."""
+        self.owner = node
+        self._wake = anyio.Event()
+        self._ended: list[str] = []
+        self._ended_wake = anyio.Event()
+        runtime.on_execution_end(self._on_end)
+
+    def _on_end(self, execution: Execution) -> None:
+        if execution.id in self.owned:
+            self._ended.append(execution.id)
+            self._ended_wake.set()
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Do the executor's work until cancelled."""
+        async with anyio.create_task_group() as group:
+            await group.start(self.runner.serve)
+            group.start_soon(self._listen)
+            group.start_soon(self._renew_loop)
+            group.start_soon(self._release_loop)
+            group.start_soon(self._sweep_loop)
+            group.start_soon(self._command_loop)
+            group.start_soon(self._reconcile_loop)
+            log.info("executor started", node=self.node)
+            task_status.started()
+            await self._claim_loop()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.pool.connection() as connection:
+                    await connection.set_autocommit(True)
+                    await connection.execute("LISTEN tiercel_executions")
+                    await connection.execute("LISTEN tiercel_commands")
+                    async for _ in connection.notifies():
+                        self._wake.set()
+            except Exception as exc:
+                log.debug("executor listener reconnecting", error=str(exc))
+                await anyio.sleep(1.0)
+
+    async def _nap(self) -> None:
+        with anyio.move_on_after(self.idle_poll):
+            await self._wake.wait()
+        self._wake = anyio.Event()
+
+    async def _claim_loop(self) -> None:
+        while True:
+            room = self.capacity - len(self.owned)
+            claimed = await self.leases.claim(min(self.claim_batch, room)) if room > 0 else []
+            for execution_id, token in claimed:
+                self.owned[execution_id] = token
+                self.revoked.discard(execution_id)
+                try:
+                    adopted = await self.runtime.adopt(execution_id)
+                except Exception:
+                    log.exception("cannot take an execution over", execution_id=execution_id)
+                    adopted = False
+                if adopted:
+                    log.info("execution taken over", execution_id=execution_id, token=token)
+                else:
+                    await self._release(execution_id)
+            if len(claimed) < self.claim_batch:
+                await self._nap()
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.lease_seconds / 3)
+            try:
+                lost = await self.leases.renew(dict(self.owned))
+            except Exception as exc:
+                log.warning("lease renewal failed", error=str(exc))
+                continue
+            for execution_id in lost:
+                self.abandon(execution_id)
+
+    def abandon(self, execution_id: str) -> None:
+        """Give an execution up at once (its lease is someone else's now)."""
+        if self.owned.pop(execution_id, None) is None:
+            return
+        self.revoked.add(execution_id)
+        log.warning("lost the lease of an execution: giving it up", execution_id=execution_id)
+        self.runtime.abandon(execution_id)
+
+    def lost(self, execution_ids: set[str]) -> None:
+        """The store found these leases someone else's: nothing was written; give them up."""
+        for execution_id in execution_ids:
+            self.abandon(execution_id)
+
+    async def hand_over(self) -> None:
+        """A graceful stop: make this node's executions claimable by others at once."""
+        owned, self.owned = dict(self.owned), {}
+        if not owned:
+            return
+        async with self.pool.connection() as connection:
+            await connection.execute(
+                "UPDATE execution_leases SET owner = NULL, expires_at = now() "
+                "WHERE execution_id = ANY(%s) AND owner = %s",
+                (list(owned), self.node),
+            )
+            await connection.execute("NOTIFY tiercel_executions")
+        log.info("executions handed over to other executors", count=len(owned))
+
+    async def _release_loop(self) -> None:
+        while True:
+            await self._ended_wake.wait()
+            self._ended_wake = anyio.Event()
+            ended, self._ended = self._ended, []
+            if not ended:
+                continue
+            await self.runtime.store.flush()  # the end is durable before the lease goes
+            for execution_id in ended:
+                channel = self.runtime._channels.get(execution_id)
+                if channel is not None and not channel.ended.is_set():
+                    continue  # restarted meanwhile: still ours
+                await self._release(execution_id)
+
+    async def _release(self, execution_id: str) -> None:
+        token = self.owned.pop(execution_id, None)
+        if token is not None:
+            await self.leases.release(execution_id, token)
+        await forget_execution(self.pool, execution_id)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await anyio.sleep(1.0)
+            try:
+                await sweep_expired(self.pool)
+            except Exception as exc:
+                log.warning("sweep failed", error=str(exc))
+
+    async def _reconcile_loop(self) -> None:
+        """Announce unfinished executions that have no lease (a node died between creating
+        one and announcing it)."""
+        while True:
+            await anyio.sleep(10.0)
+            try:
+                unfinished = await self.runtime.store.unfinished()
+                if not unfinished:
+                    continue
+                async with self.pool.connection() as connection:
+                    rows = await (
+                        await connection.execute(
+                            "SELECT execution_id FROM execution_leases "
+                            "WHERE execution_id = ANY(%s)",
+                            (unfinished,),
+                        )
+                    ).fetchall()
+                leased = {str(r[0]) for r in rows}
+                for execution_id in unfinished:
+                    if execution_id not in leased:
+                        log.warning(
+                            "an execution had no lease: announcing it", execution_id=execution_id
+                        )
+                        await self.leases.announce(execution_id)
+            except Exception as exc:
+                log.warning("reconciliation failed", error=str(exc))
+
+    async def _command_loop(self) -> None:
+        while True:
+            taken = await self.commands.take(list(self.owned))
+            for command_id, execution_id, command in taken:
+                if execution_id not in self.owned:
+                    token = await self.leases.acquire(execution_id)
+                    if token is None:
+                        await self.commands.give_back(command_id)
+                        continue
+                    self.owned[execution_id] = token
+                    self.revoked.discard(execution_id)
+                reply = await self._apply(execution_id, command)
+                await self.commands.reply(command_id, reply)
+                channel = self.runtime._channels.get(execution_id)
+                if channel is None or channel.ended.is_set():
+                    await self._release(execution_id)
+            if not taken:
+                await self._nap()
+
+    async def _apply(self, execution_id: str, command: Command) -> Reply:
+        runtime = self.runtime
+        try:
+            with runtime.applying(execution_id):
+                if isinstance(command, KillCommand):
+                    await runtime.kill(execution_id)
+                elif isinstance(command, PauseCommand):
+                    await runtime.pause(execution_id)
+                elif isinstance(command, ResumeCommand):
+                    await runtime.resume(execution_id, command.inputs)
+                elif isinstance(command, RestartCommand):
+                    return Reply(ok=True, execution=await runtime.restart(execution_id))
+                elif isinstance(command, ReplayCommand):
+                    handle = await runtime.replay(execution_id, command.task_run_id)
+                    if handle.snapshot is not None:
+                        token = await self.leases.acquire(handle.id)
+                        if token is not None:
+                            self.owned[handle.id] = token
+                    return Reply(ok=True, execution=handle.snapshot)
+                elif isinstance(command, MarkCommand):
+                    changed = await runtime.set_task_run_state(
+                        execution_id, command.task_run_id, command.state
+                    )
+                    return Reply(ok=True, execution=changed)
+                else:
+                    changed = await runtime.change_status(execution_id, command.state)
+                    return Reply(ok=True, execution=changed)
+        except InputValidationError as exc:
+            return Reply(ok=False, message=str(exc), error="inputs", problems=exc.problems)
+        except ExecutionNotFoundError as exc:
+            return Reply(ok=False, message=str(exc), error="not-found")
+        except ExecutionError as exc:
+            return Reply(ok=False, message=str(exc), error="execution")
+        return Reply(ok=True, execution=await runtime.get_execution(execution_id))

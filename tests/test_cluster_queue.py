@@ -1,0 +1,341 @@
+"""The task queue on real PostgreSQL: an executor's runtime hands attempts to workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from runtime.cluster._db import open_pool
+from runtime.cluster._queue import QueueAttemptRunner, sweep_expired
+from runtime.cluster._worker import Worker
+from runtime.engine import Runtime, State
+from runtime.store import SqliteStore
+from tests.pg import Schemas, require_postgres
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh schema for the cluster's tables and the store, dropped afterwards."""
+    schemas = Schemas(require_postgres())
+    try:
+        yield schemas.new()
+    finally:
+        schemas.drop()
+
+
+@pytest.fixture
+async def pool(pg_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    opened = await open_pool(pg_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+FLOW = """
+id: remote
+namespace: cluster.tests
+inputs:
+  - {id: n, type: INT, defaults: 2}
+tasks:
+  - {id: first, type: Return, format: "{{ inputs.n * 10 }}"}
+  - id: each
+    type: ForEach
+    values: [a, b, c]
+    concurrencyLimit: 0
+    tasks:
+      - {id: shout, type: Log, message: "{{ taskrun.value }} {{ outputs.first.value }} {{ execution.startDate | date('yyyy') }}"}
+  - id: script
+    type: io.kestra.plugin.scripts.shell.Commands
+    outputFiles: [out.txt]
+    commands: ["echo {{ outputs.first.value }} > out.txt", "echo '::{\\"outputs\\":{\\"x\\":1},\\"metrics\\":[{\\"name\\":\\"n\\",\\"type\\":\\"counter\\",\\"value\\":3}]}::'"]
+  - id: flaky
+    type: Log
+    message: "{{ taskrun.attemptsCount > 0 ? 'ok' : nope }}"
+    retry: {type: constant, interval: PT0.01S, maxAttempt: 2}
+"""
+
+
+async def test_attempts_run_on_a_worker_and_come_back(
+    pool: AsyncConnectionPool, tmp_path: Path
+) -> None:
+    runner = QueueAttemptRunner(pool)
+    async with (
+        Runtime(
+            data_dir=tmp_path, store=SqliteStore(tmp_path / "e.db"), attempt_runner=runner
+        ) as runtime,
+        anyio.create_task_group() as group,
+    ):
+        worker = Worker(pool, runtime.store, tmp_path, concurrency=4)
+        await group.start(runner.serve)
+        await group.start(worker.run)
+        with anyio.fail_after(30):
+            execution = await runtime.run(FLOW, {"n": 4})
+        group.cancel_scope.cancel()
+    assert execution.state.current is State.SUCCESS, execution
+    by_id = {t.task_id: t for t in execution.task_run_list}
+    assert by_id["first"].outputs == {"value": "40"}
+    script = by_id["script"]
+    assert script.outputs is not None
+    assert script.outputs["vars"] == {"x": 1}
+    assert script.attempts is not None
+    assert script.attempts[0].metrics[0].name == "n"
+    assert [a.state.current for a in by_id["flaky"].attempts or []] == [State.FAILED, State.SUCCESS]
+    assert worker.completed == 1 + 3 + 1 + 2
+    logs = [e for e in runtime.events_of(execution.id) if type(e).__name__ == "LogEmitted"]
+    messages = [getattr(e, "message", "") for e in logs]
+    assert any(m.startswith("a 40 20") for m in messages), messages
+
+
+async def test_a_late_result_after_a_lost_lease_is_rejected(
+    pool: AsyncConnectionPool, tmp_path: Path
+) -> None:
+    flow = """
+id: slowpoke
+namespace: cluster.tests
+tasks:
+  - {id: nap, type: Sleep, duration: PT0.6S, retry: {type: constant, interval: PT0.01S, maxAttempt: 2}}
+"""
+    runner = QueueAttemptRunner(pool)
+    async with (
+        Runtime(
+            data_dir=tmp_path, store=SqliteStore(tmp_path / "e.db"), attempt_runner=runner
+        ) as runtime,
+        anyio.create_task_group() as group,
+    ):
+        # a worker whose heartbeats never come in time: its lease expires during the attempt
+        slow = Worker(pool, runtime.store, tmp_path, lease_seconds=0.2, heartbeat_seconds=5.0)
+        await group.start(runner.serve)
+        await group.start(slow.run)
+        handle = await runtime.start(flow)
+        await anyio.sleep(0.4)
+        assert await sweep_expired(pool) == 1
+        good = Worker(pool, runtime.store, tmp_path)
+        await group.start(good.run)
+        with anyio.fail_after(30):
+            execution = await handle.result()
+        await anyio.sleep(0.5)
+        group.cancel_scope.cancel()
+    assert execution.state.current is State.SUCCESS
+    attempts = execution.task_run_list[0].attempts or []
+    assert [a.state.current for a in attempts] == [State.FAILED, State.SUCCESS]
+    assert slow.rejected == 1  # its first attempt came back after the lease was gone
+    assert slow.completed + good.completed == 1  # the retry, on whichever claimed it
+
+
+async def test_kill_reaches_a_running_attempt_on_a_worker(
+    pool: AsyncConnectionPool, tmp_path: Path
+) -> None:
+    flow = """
+id: long
+namespace: cluster.tests
+tasks:
+  - {id: forever, type: io.kestra.plugin.scripts.shell.Commands, commands: ["sleep 60"]}
+"""
+    runner = QueueAttemptRunner(pool)
+    async with (
+        Runtime(
+            data_dir=tmp_path, store=SqliteStore(tmp_path / "e.db"), attempt_runner=runner
+        ) as runtime,
+        anyio.create_task_group() as group,
+    ):
+        worker = Worker(pool, runtime.store, tmp_path)
+        await group.start(runner.serve)
+        await group.start(worker.run)
+        handle = await runtime.start(flow)
+        with anyio.fail_after(10):
+            while not worker._running:  # noqa: ASYNC110 - polling a test probe
+                await anyio.sleep(0.01)
+        started = anyio.current_time()
+        await handle.kill()
+        with anyio.fail_after(10):
+            execution = await handle.result()
+            while worker._running:  # noqa: ASYNC110 - polling a test probe
+                await anyio.sleep(0.01)
+        stopped = anyio.current_time() - started
+        group.cancel_scope.cancel()
+    assert execution.state.current is State.KILLED
+    assert stopped < 1.0  # the worker stopped the process within a second
+
+
+async def test_an_api_node_creates_an_executor_runs_and_commands_travel(
+    pool: AsyncConnectionPool, tmp_path: Path
+) -> None:
+    from runtime.cluster import ClusterPlacement, Commands, Executor, Leases, QueueAttemptRunner
+
+    flow = """
+id: gated
+namespace: cluster.tests
+tasks:
+  - {id: before, type: Return, format: "{{ inputs.n }}"}
+  - id: ask
+    type: Pause
+    onResume:
+      - {id: ok, type: BOOLEAN}
+  - {id: after, type: Return, format: "{{ outputs.ask.onResume.ok }} {{ outputs.before.value }}"}
+inputs:
+  - {id: n, type: INT}
+"""
+    db = tmp_path / "shared.db"
+    runner = QueueAttemptRunner(pool)
+    async with (
+        Runtime(
+            data_dir=tmp_path, store=SqliteStore(db), attempt_runner=runner, recover=False
+        ) as executor_runtime,
+        anyio.create_task_group() as group,
+    ):
+        executor = Executor(executor_runtime, pool, "executor-1", runner, lease_seconds=2.0)
+        executor_runtime.placement = executor.placement
+        await group.start(executor.run)
+        worker = Worker(pool, executor_runtime.store, tmp_path)
+        await group.start(worker.run)
+        api_placement = ClusterPlacement(Leases(pool, "api-1"), Commands(pool, "api-1"))
+        async with Runtime(
+            data_dir=tmp_path, store=SqliteStore(db), placement=api_placement, recover=False
+        ) as api:
+            handle = await api.start(flow, {"n": 7})
+            with anyio.fail_after(20):
+                while (await api.get_execution(handle.id)).state.current is not State.PAUSED:  # type: ignore[union-attr]  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+            from runtime.errors import InputValidationError
+
+            with pytest.raises(InputValidationError):
+                await api.resume(handle.id, {"ok": "perhaps"})
+            await api.resume(handle.id, {"ok": "true"})
+            with anyio.fail_after(20):
+                done = await handle.result()
+            assert done.state.current is State.SUCCESS
+            assert done.task_run_list[-1].outputs == {"value": "true 7"}
+            restarted_flow = await api.start(
+                "id: boom\nnamespace: cluster.tests\ntasks:\n  - {id: f, type: Fail}\n"
+            )
+            with anyio.fail_after(20):
+                failed = await restarted_flow.result()
+            assert failed.state.current is State.FAILED
+            changed = await api.change_status(failed.id, State.WARNING)
+            assert changed.state.current is State.WARNING
+        group.cancel_scope.cancel()
+    assert executor.owned == {}
+
+
+async def test_a_new_owner_waits_for_the_attempt_a_dead_executor_left_on_a_worker(
+    pool: AsyncConnectionPool, tmp_path: Path
+) -> None:
+    from runtime.cluster import Executor, QueueAttemptRunner
+
+    flow = """
+id: handover
+namespace: cluster.tests
+tasks:
+  - {id: first, type: Return, format: one}
+  - {id: nap, type: io.kestra.plugin.scripts.shell.Commands, commands: ["sleep 1.5", "echo ran >> ../../../side-effect.txt"]}
+  - {id: last, type: Return, format: "{{ outputs.first.value }}"}
+"""
+    db = tmp_path / "shared.db"
+    async with anyio.create_task_group() as outer:
+        worker_store = SqliteStore(db)
+        await worker_store.open()
+        worker = Worker(pool, worker_store, tmp_path)
+        await outer.start(worker.run)
+        execution_id = ""
+        with anyio.CancelScope() as crash:
+            runner = QueueAttemptRunner(pool)
+            async with (
+                Runtime(
+                    data_dir=tmp_path, store=SqliteStore(db), attempt_runner=runner, recover=False
+                ) as first,
+                anyio.create_task_group() as group,
+            ):
+                executor = Executor(first, pool, "executor-a", runner, lease_seconds=1.0)
+                first.placement = executor.placement
+                await group.start(executor.run)
+                handle = await first.start(flow)
+                execution_id = handle.id
+                with anyio.fail_after(10):
+                    while not worker._running:  # noqa: ASYNC110 - polling a test probe
+                        await anyio.sleep(0.01)
+                await first.store.flush()
+                crash.cancel()  # executor-a dies: no stop, no hand-over, its lease just expires
+        runner_b = QueueAttemptRunner(pool)
+        async with (
+            Runtime(
+                data_dir=tmp_path, store=SqliteStore(db), attempt_runner=runner_b, recover=False
+            ) as second,
+            anyio.create_task_group() as group,
+        ):
+            executor_b = Executor(second, pool, "executor-b", runner_b, lease_seconds=1.0)
+            second.placement = executor_b.placement
+            await group.start(executor_b.run)
+            with anyio.fail_after(20):
+                while execution_id not in second._channels:  # noqa: ASYNC110 - a test probe
+                    await anyio.sleep(0.05)
+                done = await second.handle(execution_id).result()
+            group.cancel_scope.cancel()
+        outer.cancel_scope.cancel()
+        await worker_store.close()
+    assert done.state.current is State.SUCCESS
+    nap = done.task_run_list[1]
+    assert [a.state.current for a in nap.attempts or []] == [State.SUCCESS]  # waited for, not rerun
+    assert done.task_run_list[2].outputs == {"value": "one"}
+    assert worker.completed == 3
+
+
+class _Fence:
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.owned: dict[str, int] = {}
+        self.revoked: set[str] = set()
+        self.found_lost: set[str] = set()
+
+    def lost(self, execution_ids: set[str]) -> None:
+        self.found_lost |= execution_ids
+
+
+async def test_the_store_writes_an_executors_events_only_while_it_holds_the_lease(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    from runtime.cluster import Leases
+    from runtime.engine import ExecutionCreated, ExecutionStateChanged
+    from runtime.store._postgres import PostgresStore
+
+    def created(execution_id: str) -> ExecutionCreated:
+        return ExecutionCreated(
+            execution_id=execution_id, seq=1, time=datetime.now(UTC), namespace="n",
+            flow_id="f", flow_revision=1, inputs={}, labels=[], metadata={},
+        )  # fmt: skip
+
+    def running(execution_id: str) -> ExecutionStateChanged:
+        return ExecutionStateChanged(
+            execution_id=execution_id, seq=2, time=datetime.now(UTC), state=State.RUNNING
+        )
+
+    async with PostgresStore(pg_url) as store:
+        fence = _Fence("executor-a")
+        store.fence = fence
+        a, b = Leases(pool, "executor-a"), Leases(pool, "executor-b")
+        token = await a.acquire("x")
+        assert token is not None
+        fence.owned["x"] = token
+        store.append(created("x"))
+        store.append(created("free"))  # not fenced: no lease of ours
+        await store.flush()
+        assert [e.seq for e in await store.events("x")] == [1]
+        async with pool.connection() as connection:  # executor-a stalls; its lease expires
+            await connection.execute(
+                "UPDATE execution_leases SET expires_at = now() - interval '1 second'"
+            )
+        assert await b.claim(10) == [("x", token + 1)]
+        store.append(running("x"))  # a stale owner's write...
+        await store.flush()
+        assert [e.seq for e in await store.events("x")] == [1]  # ...is not written
+        assert fence.found_lost == {"x"}
+        fence.revoked.add("gone")
+        store.append(created("gone"))
+        await store.flush()
+        assert await store.events("gone") == []
+        assert [e.seq for e in await store.events("free")] == [1]

@@ -80,6 +80,9 @@ def running_server(
             if line.startswith("Tiercel listening on "):
                 url = line.removeprefix("Tiercel listening on ").strip()
                 ready.set()
+            elif line.startswith("Tiercel running: "):
+                url = "-"  # a node without the API role
+                ready.set()
         ready.set()
 
     reader = threading.Thread(target=read, daemon=True)

@@ -20,10 +20,17 @@ def _store_workload(name: str) -> Callable[[list[str], bool], list[Figure]]:
     return lambda stores, quick: engine_bench.run_store_workload(name, stores, quick)
 
 
+def _cluster(stores: list[str], quick: bool) -> list[Figure]:
+    from benchmarks import cluster_bench
+
+    return cluster_bench.run(quick)
+
+
 WORKLOADS: dict[str, Callable[[list[str], bool], list[Figure]]] = {
     "actors": lambda stores, quick: actors_bench.run(quick),
     "coldstart": lambda stores, quick: engine_bench.coldstart(quick),
     **{name: _store_workload(name) for name in engine_bench.STORE_WORKLOADS},
+    "cluster": _cluster,
 }
 
 

@@ -1,0 +1,237 @@
+"""The scale-out workload: an executor and 1, 2 or 4 workers as separate processes on one
+PostgreSQL, fed by an API node in this process; beside the single-process SQLite figures
+of the same flows, measured in the same run.
+
+Throughputs are task runs over the executions' own durations (creation to end, as the
+store records them), so polling in this process does not blur them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from benchmarks._report import Figure, percentile
+from benchmarks.engine_bench import PG_URL, for_each, one_execution, plain_list
+from runtime.engine import Execution, Runtime, State
+from runtime.parsing import parse_flow
+
+SCHEMA = "tiercel_bench_cluster"
+
+
+@contextmanager
+def _process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "--log-level", "warning", "server", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if line.startswith("Tiercel running"):
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(60) or process.poll() is not None:
+        raise RuntimeError(f"a cluster node did not start: {args}")
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _url() -> str:
+    return f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={SCHEMA}"
+
+
+def _reset() -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+
+
+def _duration(execution: Execution) -> float:
+    end = execution.state.end_date
+    assert end is not None
+    return (end - execution.state.start_date).total_seconds()
+
+
+async def _api_runs(
+    data: Path, flows: dict[str, str], kill_rounds: int, executions: int
+) -> dict[str, Any]:
+    from runtime.cluster import ClusterPlacement, Commands, Leases, node_id, open_pool
+    from runtime.store import PostgresStore
+
+    pool = await open_pool(_url())
+    node = node_id("bench-api")
+    placement = ClusterPlacement(Leases(pool, node), Commands(pool, node))
+    results: dict[str, Any] = {}
+    try:
+        async with Runtime(
+            data_dir=data, store=PostgresStore(_url()), placement=placement, recover=False
+        ) as runtime:
+            for name, text in flows.items():
+                handle = await runtime.start(parse_flow(text))
+                with anyio.fail_after(600):
+                    execution = await handle.result()
+                if execution.state.current is not State.SUCCESS:
+                    raise RuntimeError(f"{name} ended {execution.state.current.value}")
+                results[name] = (len(execution.task_run_list), _duration(execution))
+            ten = parse_flow(plain_list(5).replace("list-5", "five-tasks"))
+            handles = [await runtime.start(ten) for _ in range(executions)]
+            ended = [await h.result() for h in handles]
+            first = min(e.state.start_date for e in ended)
+            last = max(e.state.end_date for e in ended if e.state.end_date is not None)
+            results["executions"] = executions / (last - first).total_seconds()
+            results["executions_latency"] = [_duration(e) * 1000 for e in ended]
+            results["kill"] = await _kill_rounds(runtime, pool, kill_rounds)
+    finally:
+        await pool.close()
+    return results
+
+
+async def _kill_rounds(runtime: Runtime, pool: Any, rounds: int) -> list[float]:
+    flow = parse_flow(
+        "id: sleeper\nnamespace: bench\ntasks:\n"
+        "  - {id: nap, type: io.kestra.plugin.scripts.shell.Commands, commands: ['sleep 60']}\n"
+    )
+    latencies: list[float] = []
+    for _ in range(rounds):
+        handle = await runtime.start(flow)
+        with anyio.fail_after(60):
+            while True:  # until a worker runs the attempt
+                async with pool.connection() as connection:
+                    row = await (
+                        await connection.execute(
+                            "SELECT 1 FROM task_queue WHERE execution_id = %s AND state = 1",
+                            (handle.id,),
+                        )
+                    ).fetchone()
+                if row is not None:
+                    break
+                await anyio.sleep(0.01)
+        started = time.perf_counter()
+        await runtime.kill(handle.id)
+        with anyio.fail_after(60):
+            while True:  # until the worker has stopped it (its claim is gone)
+                async with pool.connection() as connection:
+                    row = await (
+                        await connection.execute(
+                            "SELECT 1 FROM task_queue WHERE execution_id = %s AND state = 1",
+                            (handle.id,),
+                        )
+                    ).fetchone()
+                if row is None:
+                    break
+                await anyio.sleep(0.005)
+        latencies.append((time.perf_counter() - started) * 1000)
+        await handle.result()
+    return latencies
+
+
+def run(quick: bool) -> list[Figure]:
+    """1, 2 and 4 workers (2 in a quick run) beside single-process SQLite."""
+    sequential_count = 100 if quick else 500
+    fanout_count = 200 if quick else 2_000
+    flows = {
+        "sequential": for_each(sequential_count, 1),
+        "fanout": for_each(fanout_count, 0),
+    }
+    figures: list[Figure] = []
+    reference: dict[str, float] = {}
+    for name, text in flows.items():
+        runs, seconds = anyio.run(one_execution, "sqlite", text)
+        reference[name] = runs / seconds
+        figures.append(
+            Figure(
+                name=f"cluster.{name}",
+                value=runs / seconds,
+                unit="task runs/s",
+                store="sqlite",
+                params={"task_runs": runs, "processes": 1},
+            )
+        )
+    for workers in (2,) if quick else (1, 2, 4):
+        _reset()
+        with tempfile.TemporaryDirectory(prefix="tiercel-cluster-") as folder:
+            data = Path(folder)
+            env = dict(os.environ, TIERCEL_LEASE_SECONDS="5", TIERCEL_API_TOKEN="b" * 32)
+            common = ["--store", _url(), "--data", str(data)]
+            with (
+                _process([*common, "--role", "executor"], env),
+                contextlib_all(
+                    [*common, "--role", "worker", "--worker-concurrency", "16"], env, workers
+                ),
+            ):
+                results = anyio.run(
+                    _api_runs, data, flows, 3 if quick else 10, 30 if quick else 200
+                )
+        params = {"workers": workers}
+        for name in flows:
+            runs, seconds = results[name]
+            figures.append(
+                Figure(
+                    name=f"cluster.{name}",
+                    value=runs / seconds,
+                    unit="task runs/s",
+                    store="postgres",
+                    ratio=(runs / seconds) / reference[name],
+                    ratio_to="sqlite, 1 process",
+                    params={**params, "task_runs": runs},
+                )
+            )
+        figures.append(
+            Figure(
+                name="cluster.executions",
+                value=results["executions"],
+                unit="executions/s",
+                store="postgres",
+                params={**params, "tasks_per_execution": 5},
+            )
+        )
+        kills = results["kill"]
+        for q in (50, 99):
+            figures.append(
+                Figure(
+                    name=f"cluster.kill.p{q}",
+                    value=percentile(kills, q),
+                    unit="ms",
+                    store="postgres",
+                    params={**params, "rounds": len(kills)},
+                )
+            )
+    return figures
+
+
+@contextmanager
+def contextlib_all(args: list[str], env: dict[str, str], count: int) -> Iterator[None]:
+    """``count`` processes of the same node, stopped together."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        for _ in range(count):
+            stack.enter_context(_process(args, env))
+        yield

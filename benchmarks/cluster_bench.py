@@ -136,7 +136,7 @@ async def _kill_rounds(runtime: Runtime, pool: Any, rounds: int) -> list[float]:
         started = time.perf_counter()
         await runtime.kill(handle.id)
         with anyio.fail_after(60):
-            while True:  # until the worker has stopped it (its claim is gone)
+            while True:  # until the worker has stopped it (and said so)
                 async with pool.connection() as connection:
                     row = await (
                         await connection.execute(

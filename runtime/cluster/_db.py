@@ -76,6 +76,16 @@ MIGRATIONS: list[str] = [
         expires_at TIMESTAMPTZ NOT NULL
     );
     """,
+    # 2: outcomes and log lines addressed to the executor waiting for them (an indexed
+    # read per poll, instead of a list of every attempt it waits for)
+    """
+    ALTER TABLE task_queue ADD COLUMN executor TEXT;
+    ALTER TABLE task_queue ADD COLUMN delivered BOOLEAN NOT NULL DEFAULT false;
+    CREATE INDEX task_queue_undelivered ON task_queue (executor)
+        WHERE state >= 2 AND NOT delivered;
+    ALTER TABLE task_results ADD COLUMN executor TEXT;
+    CREATE INDEX task_results_by_executor ON task_results (executor, id);
+    """,
 ]
 
 _LOCK_KEY = 0x7469657263656C  # "tiercel": one advisory lock for cluster migrations

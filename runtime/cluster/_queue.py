@@ -8,7 +8,9 @@ is never run again and one still running is waited for, not started twice.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -31,29 +33,45 @@ _LOG_LINE = msgspec.json.Decoder(tuple[str, str])
 
 
 class _Waiter:
-    __slots__ = ("done", "on_log", "outcome")
+    __slots__ = ("done", "on_log", "outcome", "queue_id", "queued")
 
     def __init__(self, on_log: Callable[[str, str], None]) -> None:
         self.on_log = on_log
         self.outcome: AttemptOutcome | None = None
+        self.queue_id = -1
         self.done = anyio.Event()
+        self.queued = anyio.Event()
+
+    def ended(self, outcome: AttemptOutcome) -> None:
+        self.outcome = outcome
+        self.done.set()
 
 
 class QueueAttemptRunner:
-    """Runs attempts on the cluster's workers (the engine's ``attempt_runner``)."""
+    """Runs attempts on the cluster's workers (the engine's ``attempt_runner``).
+
+    Attempts are enqueued in batches (one statement for all that arrived together);
+    outcomes and log lines are addressed to this executor (``executor`` column), so each
+    poll is one indexed read whatever the number of attempts waiting.
+    """
 
     def __init__(
         self,
         pool: AsyncConnectionPool,
+        executor: str = "",
         *,
         idle_poll: float = 0.2,
-        busy_poll: float = 0.002,
     ) -> None:
         self.pool = pool
+        self.executor = executor or f"runner-{id(self):x}"
         self.idle_poll = idle_poll
-        self.busy_poll = busy_poll
         self._waiting: dict[int, _Waiter] = {}
+        self._to_enqueue: list[tuple[AttemptRequest, _Waiter]] = []
+        self._enqueue_wake = anyio.Event()
         self._wake = anyio.Event()
+        self._outcomes: OrderedDict[int, AttemptOutcome] = OrderedDict()
+        """Outcomes read before their waiter was registered (a race of a few ms), or for
+        attempts no one here waits for any more (an execution given up): bounded."""
 
     def accepts(self, request: AttemptRequest) -> bool:
         return True
@@ -61,34 +79,66 @@ class QueueAttemptRunner:
     async def run(
         self, request: AttemptRequest, on_log: Callable[[str, str], None]
     ) -> AttemptOutcome:
-        queue_id, state, outcome = await self._enqueue(request)
-        if state == DONE and outcome is not None:
-            return decode_outcome(outcome)
-        if state == LOST:
-            return _lost()
         waiter = _Waiter(on_log)
-        self._waiting[queue_id] = waiter
-        self._wake.set()
+        self._to_enqueue.append((request, waiter))
+        self._enqueue_wake.set()
         try:
-            await waiter.done.wait()
+            await waiter.queued.wait()
+            await waiter.done.wait()  # at once when it had ended already (an earlier owner's)
         finally:
-            self._waiting.pop(queue_id, None)
+            self._waiting.pop(waiter.queue_id, None)
         assert waiter.outcome is not None
         return waiter.outcome
 
-    async def _enqueue(self, request: AttemptRequest) -> tuple[int, int, bytes | None]:
+    async def _enqueue_loop(self) -> None:
+        while True:
+            await self._enqueue_wake.wait()
+            self._enqueue_wake = anyio.Event()
+            batch, self._to_enqueue = self._to_enqueue, []
+            if not batch:
+                continue
+            try:
+                rows = await self._insert([request for request, _ in batch])
+            except Exception:
+                log.exception("could not enqueue attempts; trying again")
+                self._to_enqueue[:0] = batch
+                await anyio.sleep(0.5)
+                self._enqueue_wake.set()
+                continue
+            found = {(t, a): (i, st, o) for t, a, i, st, o in rows}
+            for request, waiter in batch:
+                queue_id, state, outcome = found[(request.task_run_id, request.attempt)]
+                waiter.queue_id = queue_id
+                if state == DONE and outcome is not None:
+                    waiter.ended(decode_outcome(outcome))
+                elif state in (LOST, CANCELLED):
+                    waiter.ended(_lost() if state == LOST else _killed())
+                else:
+                    self._waiting[queue_id] = waiter
+                    early = self._outcomes.pop(queue_id, None)
+                    if early is not None:
+                        waiter.ended(early)
+                waiter.queued.set()
+
+    async def _insert(self, requests: list[AttemptRequest]) -> list[tuple[Any, ...]]:
         async with self.pool.connection() as connection:
             cursor = await connection.execute(
-                "INSERT INTO task_queue (execution_id, task_run_id, attempt, request) "
-                "VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (task_run_id, attempt) DO UPDATE SET attempt = EXCLUDED.attempt "
-                "RETURNING id, state, outcome",
-                (request.execution_id, request.task_run_id, request.attempt, encode(request)),
+                "INSERT INTO task_queue (execution_id, task_run_id, attempt, request, executor) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::bytea[], %s::text[]) "
+                "ON CONFLICT (task_run_id, attempt) DO UPDATE "
+                "SET executor = EXCLUDED.executor, delivered = false "
+                "RETURNING task_run_id, attempt, id, state, outcome",
+                (
+                    [r.execution_id for r in requests],
+                    [r.task_run_id for r in requests],
+                    [r.attempt for r in requests],
+                    [encode(r) for r in requests],
+                    [self.executor] * len(requests),
+                ),
             )
-            row = await cursor.fetchone()
+            rows = await cursor.fetchall()
             await connection.execute(f"NOTIFY {TASKS_CHANNEL}")
-        assert row is not None
-        return int(row[0]), int(row[1]), row[2]
+        return [(str(t), int(a), int(i), int(st), o) for t, a, i, st, o in rows]
 
     async def kill(self, task_run_id: str) -> None:
         """Kill a task run's attempts: a queued one is never claimed; a running one is told
@@ -109,23 +159,22 @@ class QueueAttemptRunner:
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Deliver outcomes and log lines to waiting attempts, until cancelled."""
+        """Enqueue attempts and deliver their outcomes and log lines, until cancelled."""
         async with anyio.create_task_group() as group:
             group.start_soon(self._listen)
+            group.start_soon(self._enqueue_loop)
             task_status.started()
             while True:
-                if not self._waiting:
+                try:
+                    delivered = await self._poll()
+                except Exception as exc:
+                    log.warning("could not read attempt outcomes", error=str(exc))
+                    delivered = False
+                    await anyio.sleep(0.5)
+                if not delivered:
                     with anyio.move_on_after(self.idle_poll):
                         await self._wake.wait()
                     self._wake = anyio.Event()
-                    continue
-                delivered = await self._poll()
-                if not delivered:
-                    with anyio.move_on_after(self.idle_poll if not self._waiting else 0.05):
-                        await self._wake.wait()
-                    self._wake = anyio.Event()
-                else:
-                    await anyio.sleep(self.busy_poll)
 
     async def _listen(self) -> None:
         """Wake the poller when a worker says something finished (a hint, never needed)."""
@@ -141,39 +190,45 @@ class QueueAttemptRunner:
                 await anyio.sleep(1.0)
 
     async def _poll(self) -> bool:
-        ids = list(self._waiting)
         async with self.pool.connection() as connection:
-            logs = await (
+            rows = await (
                 await connection.execute(
-                    "DELETE FROM task_results WHERE queue_id = ANY(%s) "
-                    "RETURNING queue_id, id, body",
-                    (ids,),
+                    "WITH logs AS (DELETE FROM task_results WHERE executor = %s "
+                    "RETURNING queue_id, id, body), "
+                    "ended AS (UPDATE task_queue SET delivered = true "
+                    "WHERE executor = %s AND state >= %s AND NOT delivered "
+                    "RETURNING id, state, outcome) "
+                    "SELECT 0, queue_id, id, body FROM logs "
+                    "UNION ALL SELECT 1, id, state, outcome FROM ended",
+                    (self.executor, self.executor, DONE),
                 )
             ).fetchall()
-            ended = await (
-                await connection.execute(
-                    "SELECT id, state, outcome FROM task_queue "
-                    "WHERE id = ANY(%s) AND state IN (%s, %s, %s)",
-                    (ids, DONE, LOST, CANCELLED),
-                )
-            ).fetchall()
+        logs = [(q, i, b) for kind, q, i, b in rows if kind == 0]
+        ended = [(q, st, o) for kind, q, st, o in rows if kind == 1]
         for queue_id, _, body in sorted(logs, key=lambda row: row[1]):
             waiter = self._waiting.get(queue_id)
             if waiter is not None:
                 level, message = _LOG_LINE.decode(body)
                 waiter.on_log(level, message)
         for queue_id, state, outcome in ended:
+            if state == DONE and outcome is not None:
+                result = decode_outcome(outcome)
+            elif state == CANCELLED:
+                result = _killed()
+            else:
+                result = _lost()
             waiter = self._waiting.get(queue_id)
             if waiter is None:
+                self._outcomes[queue_id] = result
+                while len(self._outcomes) > 10_000:
+                    self._outcomes.popitem(last=False)
                 continue
-            if state == DONE and outcome is not None:
-                waiter.outcome = decode_outcome(outcome)
-            elif state == CANCELLED:
-                waiter.outcome = AttemptOutcome(state=State.KILLED, error="killed")
-            else:
-                waiter.outcome = _lost()
-            waiter.done.set()
+            waiter.ended(result)
         return bool(logs or ended)
+
+
+def _killed() -> AttemptOutcome:
+    return AttemptOutcome(state=State.KILLED, error="killed")
 
 
 def _lost() -> AttemptOutcome:

@@ -22,7 +22,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from actors import Clock, RealClock
 from runtime.cluster._codec import decode_request, encode
-from runtime.cluster._queue import CLAIMED, DONE, KIND_LOG, QUEUED, RESULTS_CHANNEL, TASKS_CHANNEL
+from runtime.cluster._queue import (
+    CANCELLED,
+    CLAIMED,
+    DONE,
+    KIND_LOG,
+    QUEUED,
+    RESULTS_CHANNEL,
+    TASKS_CHANNEL,
+)
 from runtime.engine._hooks import ExecutionHooks
 from runtime.engine._services import AttemptOutcome, AttemptRequest
 from runtime.engine._taskrun import run_attempt
@@ -47,13 +55,28 @@ def node_id(role: str) -> str:
 
 
 class _Claimed:
-    __slots__ = ("claim", "queue_id", "request", "scope")
+    __slots__ = (
+        "accepted",
+        "claim",
+        "executor",
+        "finished",
+        "killed",
+        "queue_id",
+        "request",
+        "scope",
+    )
 
-    def __init__(self, queue_id: int, claim: int, request: AttemptRequest) -> None:
+    def __init__(
+        self, queue_id: int, claim: int, request: AttemptRequest, executor: str | None
+    ) -> None:
         self.queue_id = queue_id
         self.claim = claim
         self.request = request
+        self.executor = executor
         self.scope = anyio.CancelScope()
+        self.finished = anyio.Event()
+        self.accepted = False
+        self.killed = False
 
 
 class WorkerContext(RunContext):
@@ -174,7 +197,9 @@ class Worker:
         self.id = name or node_id("worker")
         self.expressions = ExpressionEngine()
         self._running: dict[int, _Claimed] = {}
-        self._logs: list[tuple[int, str, bytes]] = []
+        self._logs: list[tuple[int, str, str | None, bytes]] = []
+        self._finishing: list[tuple[_Claimed, AttemptOutcome]] = []
+        self._finish_wake = anyio.Event()
         self._wake = anyio.Event()
         self._room = anyio.Event()
         self._flows: dict[tuple[str, str, int], Flow] = {}
@@ -194,6 +219,7 @@ class Worker:
             group.start_soon(self._listen)
             group.start_soon(self._heartbeat)
             group.start_soon(self._ship_logs)
+            group.start_soon(self._finish_loop)
             task_status.started()
             while True:
                 if self._stopping:
@@ -250,11 +276,11 @@ class Worker:
                     "lease_expires = now() + make_interval(secs => %s) "
                     "FROM (SELECT id FROM task_queue WHERE state = %s ORDER BY id LIMIT %s "
                     "FOR UPDATE SKIP LOCKED) c WHERE q.id = c.id "
-                    "RETURNING q.id, q.claim, q.request",
+                    "RETURNING q.id, q.claim, q.request, q.executor",
                     (CLAIMED, self.id, self.lease_seconds, QUEUED, limit),
                 )
             ).fetchall()
-        return [_Claimed(int(i), int(c), decode_request(bytes(r))) for i, c, r in rows]
+        return [_Claimed(int(i), int(c), decode_request(bytes(r)), e) for i, c, r, e in rows]
 
     async def _heartbeat(self) -> None:
         """Renew the leases of running attempts; stop those killed or no longer ours."""
@@ -298,12 +324,13 @@ class Worker:
                         execution_id=item.request.execution_id,
                         task_run_id=item.request.task_run_id,
                     )
+                    item.killed = True
                     item.scope.cancel()
 
     def log_line(self, claimed: _Claimed, level: str, message: str) -> None:
         """Queue a log line of an attempt (shipped in batches)."""
         body = _LOG_ENCODER.encode((level, message))
-        self._logs.append((claimed.queue_id, claimed.request.execution_id, body))
+        self._logs.append((claimed.queue_id, claimed.request.execution_id, claimed.executor, body))
 
     async def _ship_logs(self) -> None:
         while True:
@@ -317,9 +344,9 @@ class Worker:
         try:
             async with self.pool.connection() as connection, connection.cursor() as cursor:
                 await cursor.executemany(
-                    "INSERT INTO task_results (queue_id, execution_id, kind, body) "
-                    "VALUES (%s, %s, %s, %s)",
-                    [(q, e, KIND_LOG, b) for q, e, b in batch],
+                    "INSERT INTO task_results (queue_id, execution_id, executor, kind, body) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    [(q, e, x, KIND_LOG, b) for q, e, x, b in batch],
                 )
         except Exception as exc:
             log.warning("could not ship log lines; retrying", error=str(exc))
@@ -370,11 +397,16 @@ class Worker:
                     if context.labels:
                         outcome.labels = dict(context.labels)
             if outcome is None:
-                return  # killed or lease lost: the executor decides what that means
+                if item.killed:  # say it stopped: its executor may wait for that
+                    with anyio.CancelScope(shield=True):
+                        await self._mark_killed(item)
+                return  # or the lease was lost: the executor decides what that means
             await self._flush_logs()
             with anyio.CancelScope(shield=True):
-                accepted = await self._finish(item, outcome)
-            if accepted:
+                self._finishing.append((item, outcome))
+                self._finish_wake.set()
+                await item.finished.wait()
+            if item.accepted:
                 self.completed += 1
             else:
                 self.rejected += 1
@@ -384,14 +416,56 @@ class Worker:
             self._running.pop(item.queue_id, None)
             self._room.set()
 
-    async def _finish(self, item: _Claimed, outcome: AttemptOutcome) -> bool:
+    async def _mark_killed(self, item: _Claimed) -> None:
+        try:
+            async with self.pool.connection() as connection:
+                await connection.execute(
+                    "UPDATE task_queue SET state = %s "
+                    "WHERE id = %s AND worker = %s AND claim = %s AND state = %s",
+                    (CANCELLED, item.queue_id, self.id, item.claim, CLAIMED),
+                )
+        except Exception as exc:
+            log.warning("could not record a killed attempt", error=str(exc))
+
+    async def _finish_loop(self) -> None:
+        """Report outcomes, all that are ready in one statement; each is accepted only while
+        its claim is still this worker's."""
+        while True:
+            await self._finish_wake.wait()
+            self._finish_wake = anyio.Event()
+            batch, self._finishing = self._finishing, []
+            if not batch:
+                continue
+            try:
+                accepted = await self._finish(batch)
+            except Exception as exc:
+                log.warning("could not report outcomes; trying again", error=str(exc))
+                self._finishing[:0] = batch
+                await anyio.sleep(0.5)
+                self._finish_wake.set()
+                continue
+            for item, _ in batch:
+                item.accepted = item.queue_id in accepted
+                item.finished.set()
+
+    async def _finish(self, batch: list[tuple[_Claimed, AttemptOutcome]]) -> set[int]:
         async with self.pool.connection() as connection:
-            cursor = await connection.execute(
-                "UPDATE task_queue SET state = %s, outcome = %s "
-                "WHERE id = %s AND worker = %s AND claim = %s AND state = %s",
-                (DONE, encode(outcome), item.queue_id, self.id, item.claim, CLAIMED),
-            )
-            accepted = cursor.rowcount == 1
-            if accepted:
+            rows = await (
+                await connection.execute(
+                    "UPDATE task_queue q SET state = %s, outcome = v.outcome "
+                    "FROM unnest(%s::bigint[], %s::int[], %s::bytea[]) AS v(id, claim, outcome) "
+                    "WHERE q.id = v.id AND q.claim = v.claim AND q.worker = %s AND q.state = %s "
+                    "RETURNING q.id",
+                    (
+                        DONE,
+                        [item.queue_id for item, _ in batch],
+                        [item.claim for item, _ in batch],
+                        [encode(outcome) for _, outcome in batch],
+                        self.id,
+                        CLAIMED,
+                    ),
+                )
+            ).fetchall()
+            if rows:
                 await connection.execute(f"NOTIFY {RESULTS_CHANNEL}")
-        return accepted
+        return {int(r[0]) for r in rows}

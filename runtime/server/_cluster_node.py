@@ -93,7 +93,7 @@ class ClusterNode:
     def attempt_runner(self) -> QueueAttemptRunner | None:
         """Where attempts run: the queue, for an executor that is not a worker itself."""
         if self.pool is not None and "executor" in self.roles:
-            self._runner = QueueAttemptRunner(self.pool)
+            self._runner = QueueAttemptRunner(self.pool, self.id)
             if "worker" not in self.roles:
                 return self._runner
         return None
@@ -108,7 +108,7 @@ class ClusterNode:
         """Give the runtime its executor (it needs the runtime to exist first)."""
         if self.pool is None or "executor" not in self.roles:
             return
-        runner = self._runner or QueueAttemptRunner(self.pool)
+        runner = self._runner or QueueAttemptRunner(self.pool, self.id)
         self.executor = Executor(
             runtime, self.pool, self.id, runner, lease_seconds=self.config.lease_seconds
         )

@@ -170,7 +170,12 @@ class Executor:
     async def _claim_loop(self) -> None:
         while True:
             room = self.capacity - len(self.owned)
-            claimed = await self.leases.claim(min(self.claim_batch, room)) if room > 0 else []
+            try:
+                claimed = await self.leases.claim(min(self.claim_batch, room)) if room > 0 else []
+            except Exception as exc:  # the database may be away: try again
+                log.warning("could not claim executions", error=str(exc))
+                await anyio.sleep(1.0)
+                continue
             for execution_id, token in claimed:
                 self.owned[execution_id] = token
                 self.revoked.discard(execution_id)
@@ -281,7 +286,12 @@ class Executor:
 
     async def _command_loop(self) -> None:
         while True:
-            taken = await self.commands.take(list(self.owned))
+            try:
+                taken = await self.commands.take(list(self.owned))
+            except Exception as exc:  # the database may be away: try again
+                log.warning("could not read commands", error=str(exc))
+                await anyio.sleep(1.0)
+                continue
             for command_id, execution_id, command in taken:
                 if execution_id not in self.owned:
                     token = await self.leases.acquire(execution_id)

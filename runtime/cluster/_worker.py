@@ -229,7 +229,12 @@ class Worker:
                     self._room = anyio.Event()
                     await self._room.wait()
                     continue
-                claimed = await self._claim(free)
+                try:
+                    claimed = await self._claim(free)
+                except Exception as exc:  # the database may be away: try again
+                    log.warning("could not claim attempts", worker=self.id, error=str(exc))
+                    await anyio.sleep(1.0)
+                    continue
                 for item in claimed:
                     self._running[item.queue_id] = item
                     group.start_soon(self._execute, item)

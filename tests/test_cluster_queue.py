@@ -339,3 +339,24 @@ async def test_the_store_writes_an_executors_events_only_while_it_holds_the_leas
         await store.flush()
         assert await store.events("gone") == []
         assert [e.seq for e in await store.events("free")] == [1]
+
+
+def test_a_workers_request_leaves_out_the_outputs_a_task_never_reads() -> None:
+    from runtime.engine._taskrun import task_roots
+    from runtime.expressions import ExpressionEngine
+    from runtime.parsing import parse_flow
+
+    flow = parse_flow(
+        "id: f\nnamespace: n\ntasks:\n"
+        "  - {id: a, type: Return, format: '{{ taskrun.value }}'}\n"
+        "  - {id: b, type: Return, format: '{{ outputs.a.value }}'}\n"
+        "  - {id: c, type: Return, format: '{{ render(vars.x) }}'}\n"
+        "  - {id: d, type: io.kestra.plugin.scripts.shell.Commands, commands: ['echo {{ parent.taskrun.value }}']}\n"
+    )
+    engine = ExpressionEngine()
+    a, b, c, d = flow.tasks
+    assert task_roots(a, engine) == frozenset({"taskrun"})
+    assert task_roots(b, engine) == frozenset({"outputs"})
+    assert task_roots(c, engine) is None  # render() reads what it is given: send everything
+    assert task_roots(d, engine) == frozenset({"parent"})
+    assert task_roots(a, engine) is task_roots(a, engine)  # cached

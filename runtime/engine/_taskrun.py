@@ -4,16 +4,18 @@ supervisor restart with the task's retry policy."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import structlog
 
 from actors import Actor, ActorRef, Clock
 from runtime.engine._messages import AttemptBegan, AttemptFinished, LabelsSet, TaskLogged
 from runtime.engine._services import AttemptOutcome, AttemptRequest
-from runtime.expressions import ExpressionError, RenderHooks
+from runtime.expressions import ExpressionEngine, ExpressionError, RenderHooks
+from runtime.model._common import enc_hook
 from runtime.model._states import State
 from runtime.tasks._api import RunContext, StateStore, TaskFailedError
 
@@ -214,8 +216,58 @@ async def run_attempt(
     )
 
 
+_PRUNABLE = ("outputs", "parents", "parent")
+"""Variables that grow with the execution: sent to a worker only if the task reads them."""
+
+_ROOTS: dict[int, tuple[Task, frozenset[str] | None]] = {}
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def task_roots(task: Task, expressions: ExpressionEngine) -> frozenset[str] | None:
+    """Every top-level variable the task's properties read, or None if that cannot be
+    known (then a worker gets them all). Cached per task (per flow revision)."""
+    cached = _ROOTS.get(id(task))
+    if cached is not None and cached[0] is task:
+        return cached[1]
+    if not type(task).__module__.startswith("runtime.tasks.core"):
+        return None  # a plugin may render text of its own: it gets every variable
+    found: set[str] = set()
+    roots: frozenset[str] | None = None
+    try:
+        for text in _strings(msgspec.to_builtins(task, enc_hook=enc_hook)):
+            names = expressions.root_names(text)
+            if names is None:
+                break
+            found |= names
+        else:
+            roots = frozenset(found)
+    except (TypeError, msgspec.EncodeError):
+        roots = None
+    if len(_ROOTS) > 4096:
+        _ROOTS.clear()
+    _ROOTS[id(task)] = (task, roots)
+    return roots
+
+
 def _request(job: TaskRunJob, attempt: int) -> AttemptRequest:
     error_logs = getattr(job.hooks, "error_logs", None)
+    variables = job.variables(attempt)
+    roots = task_roots(job.task, job.services.expressions)
+    if roots is not None:
+        # the outputs of a large execution would make every request O(n): leave out
+        # what this task never reads
+        variables = {k: v for k, v in variables.items() if k not in _PRUNABLE or k in roots}
     return AttemptRequest(
         execution_id=job.execution_id,
         namespace=job.namespace,
@@ -225,7 +277,7 @@ def _request(job: TaskRunJob, attempt: int) -> AttemptRequest:
         task_run_id=job.task_run_id,
         value=job.value,
         attempt=attempt,
-        variables=job.variables(attempt),
+        variables=variables,
         error_logs=error_logs() if callable(error_logs) else [],
     )
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple, NoReturn
 
-from jinja2 import Template, TemplateError, TemplateSyntaxError, nodes
+from jinja2 import Template, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
 
 from runtime.expressions._environment import PebbleEnvironment
@@ -39,6 +39,9 @@ class CacheInfo(NamedTuple):
     misses: int
     maxsize: int
     currsize: int
+
+
+_RENDER_CALL = re.compile(r"\brender\s*\(")
 
 
 def has_markers(text: str) -> bool:
@@ -75,7 +78,26 @@ class ExpressionEngine:
         self._single_expression = lru_cache(maxsize=cache_size)(self._single_expression_uncached)
         self._plain_path = lru_cache(maxsize=cache_size)(_plain_path)
 
+        self._roots = lru_cache(maxsize=cache_size)(self._roots_uncached)
+
     # -- public API ---------------------------------------------------------------------
+
+    def root_names(self, template: str) -> frozenset[str] | None:
+        """The variables a template reads at its top level (``outputs`` for
+        ``{{ outputs.a.value }}``), or None when that cannot be known (it does not parse,
+        or it renders other text with ``render``, whose variables are unknown)."""
+        if not has_markers(template):
+            return frozenset()
+        return self._roots(template)
+
+    def _roots_uncached(self, template: str) -> frozenset[str] | None:
+        if _RENDER_CALL.search(template):
+            return None
+        try:
+            tree = self._environment.parse(template)
+        except Exception:  # a template that does not parse fails where it renders
+            return None
+        return frozenset(meta.find_undeclared_variables(tree))
 
     def render(
         self, template: str, context: Mapping[str, Any], hooks: RenderHooks | None = None

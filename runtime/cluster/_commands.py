@@ -104,11 +104,11 @@ class Commands:
         async with self.pool.connection() as connection:
             row = await (
                 await connection.execute(
-                    "INSERT INTO commands (execution_id, body) VALUES (%s, %s) RETURNING id",
+                    "WITH c AS (INSERT INTO commands (execution_id, body) VALUES (%s, %s) "
+                    f"RETURNING id) SELECT c.id, pg_notify('{COMMANDS_CHANNEL}', '') FROM c",
                     (execution_id, _ENCODER.encode(command)),
                 )
             ).fetchone()
-            await connection.execute(f"NOTIFY {COMMANDS_CHANNEL}")
         assert row is not None
         command_id = int(row[0])
         delay = 0.005

@@ -222,11 +222,11 @@ class Executor:
             return
         async with self.pool.connection() as connection:
             await connection.execute(
-                "UPDATE execution_leases SET owner = NULL, expires_at = now() "
-                "WHERE execution_id = ANY(%s) AND owner = %s",
+                "WITH h AS (UPDATE execution_leases SET owner = NULL, expires_at = now() "
+                "WHERE execution_id = ANY(%s) AND owner = %s) "
+                "SELECT pg_notify('tiercel_executions', '')",
                 (list(owned), self.node),
             )
-            await connection.execute("NOTIFY tiercel_executions")
         log.info("executions handed over to other executors", count=len(owned))
 
     async def _release_loop(self) -> None:

@@ -28,13 +28,13 @@ class Leases:
         """A new execution no one owns yet: the first executor to look claims it."""
         async with self.pool.connection() as connection:
             await connection.execute(
-                "INSERT INTO execution_leases (execution_id, owner, token, expires_at) "
+                "WITH a AS (INSERT INTO execution_leases (execution_id, owner, token, expires_at) "
                 "VALUES (%s, NULL, 0, now()) ON CONFLICT (execution_id) DO UPDATE "
                 "SET owner = NULL, expires_at = now() "
-                "WHERE execution_leases.owner IS NULL OR execution_leases.expires_at < now()",
+                "WHERE execution_leases.owner IS NULL OR execution_leases.expires_at < now()) "
+                "SELECT pg_notify('tiercel_executions', '')",
                 (execution_id,),
             )
-            await connection.execute("NOTIFY tiercel_executions")
 
     async def acquire(self, execution_id: str) -> int | None:
         """Own ``execution_id`` now if no one else holds a live lease; return the token."""

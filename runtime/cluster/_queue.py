@@ -1,9 +1,13 @@
 """The task queue, executor side: attempts go into ``task_queue``; workers claim them; the
-outcome comes back in the same row, and log lines through ``task_results``.
+outcome stays in the queue row, and the attempt's end (and its log lines) reach the
+executor waiting for it as rows of ``task_results`` addressed to it.
 
 An attempt is one row, named by (task run, attempt number): enqueuing it again (after an
 executor took an execution over) finds the row that exists, so an attempt that finished
 is never run again and one still running is waited for, not started twice.
+
+Every statement is one round trip (NOTIFY hints ride along as ``pg_notify`` in the same
+statement): on these machines a round trip costs more than the work of a task run.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from runtime.engine._services import AttemptOutcome, AttemptRequest
 from runtime.model._states import State
 
 QUEUED, CLAIMED, DONE, LOST, CANCELLED = 0, 1, 2, 3, 4
-KIND_LOG = 1
+KIND_LOG, KIND_END = 1, 2
 TASKS_CHANNEL = "tiercel_tasks"
 RESULTS_CHANNEL = "tiercel_results"
 
@@ -123,11 +127,13 @@ class QueueAttemptRunner:
     async def _insert(self, requests: list[AttemptRequest]) -> list[tuple[Any, ...]]:
         async with self.pool.connection() as connection:
             cursor = await connection.execute(
-                "INSERT INTO task_queue (execution_id, task_run_id, attempt, request, executor) "
+                "WITH added AS (INSERT INTO task_queue "
+                "(execution_id, task_run_id, attempt, request, executor) "
                 "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::bytea[], %s::text[]) "
-                "ON CONFLICT (task_run_id, attempt) DO UPDATE "
-                "SET executor = EXCLUDED.executor, delivered = false "
-                "RETURNING task_run_id, attempt, id, state, outcome",
+                "ON CONFLICT (task_run_id, attempt) DO UPDATE SET executor = EXCLUDED.executor "
+                "RETURNING task_run_id, attempt, id, state, outcome), "
+                f"hint AS (SELECT pg_notify('{TASKS_CHANNEL}', '')) "
+                "SELECT added.* FROM added, hint",
                 (
                     [r.execution_id for r in requests],
                     [r.task_run_id for r in requests],
@@ -137,7 +143,6 @@ class QueueAttemptRunner:
                 ),
             )
             rows = await cursor.fetchall()
-            await connection.execute(f"NOTIFY {TASKS_CHANNEL}")
         return [(str(t), int(a), int(i), int(st), o) for t, a, i, st, o in rows]
 
     async def kill(self, task_run_id: str) -> None:
@@ -147,11 +152,18 @@ class QueueAttemptRunner:
         with anyio.CancelScope(shield=True):  # the execution may end (and stop) meanwhile
             try:
                 async with self.pool.connection() as connection:
+                    # One UPDATE, so a row claimed meanwhile is re-checked as CLAIMED (and
+                    # flagged) rather than missed; those it cancelled end here and now.
                     await connection.execute(
-                        "UPDATE task_queue SET kill = true, "
+                        "WITH k AS (UPDATE task_queue SET kill = true, "
                         "state = CASE WHEN state = %s THEN %s ELSE state END "
-                        "WHERE task_run_id = %s AND state IN (%s, %s)",
-                        (QUEUED, CANCELLED, task_run_id, QUEUED, CLAIMED),
+                        "WHERE task_run_id = %s AND state IN (%s, %s) "
+                        "RETURNING id, execution_id, executor, state) "
+                        "INSERT INTO task_results "
+                        "(queue_id, execution_id, executor, kind, state, body) "
+                        "SELECT id, execution_id, executor, %s, state, '' FROM k "
+                        "WHERE state = %s",
+                        (QUEUED, CANCELLED, task_run_id, QUEUED, CLAIMED, KIND_END, CANCELLED),
                     )
             except Exception:
                 log.exception("could not tell workers to kill an attempt", task_run_id=task_run_id)
@@ -183,8 +195,9 @@ class QueueAttemptRunner:
                 async with self.pool.connection() as connection:
                     await connection.set_autocommit(True)
                     await connection.execute(f"LISTEN {RESULTS_CHANNEL}")
-                    async for _ in connection.notifies():
-                        self._wake.set()
+                    async for notice in connection.notifies():
+                        if notice.payload in ("", self.executor):
+                            self._wake.set()
             except Exception as exc:
                 log.debug("results listener reconnecting", error=str(exc))
                 await anyio.sleep(1.0)
@@ -193,26 +206,26 @@ class QueueAttemptRunner:
         async with self.pool.connection() as connection:
             rows = await (
                 await connection.execute(
-                    "WITH logs AS (DELETE FROM task_results WHERE executor = %s "
-                    "RETURNING queue_id, id, body), "
-                    "ended AS (UPDATE task_queue SET delivered = true "
-                    "WHERE executor = %s AND state >= %s AND NOT delivered "
-                    "RETURNING id, state, outcome) "
-                    "SELECT 0, queue_id, id, body FROM logs "
-                    "UNION ALL SELECT 1, id, state, outcome FROM ended",
-                    (self.executor, self.executor, DONE),
+                    "DELETE FROM task_results WHERE executor = %s "
+                    "RETURNING id, queue_id, kind, state, body",
+                    (self.executor,),
                 )
             ).fetchall()
-        logs = [(q, i, b) for kind, q, i, b in rows if kind == 0]
-        ended = [(q, st, o) for kind, q, st, o in rows if kind == 1]
-        for queue_id, _, body in sorted(logs, key=lambda row: row[1]):
-            waiter = self._waiting.get(queue_id)
-            if waiter is not None:
-                level, message = _LOG_LINE.decode(body)
-                waiter.on_log(level, message)
-        for queue_id, state, outcome in ended:
-            if state == DONE and outcome is not None:
-                result = decode_outcome(outcome)
+        if not rows:
+            return False
+        rows.sort(key=lambda row: row[0])  # log lines in order, before their attempt's end
+        ends = []
+        for _, queue_id, kind, state, body in rows:
+            if kind == KIND_LOG:
+                waiter = self._waiting.get(queue_id)
+                if waiter is not None:
+                    level, message = _LOG_LINE.decode(body)
+                    waiter.on_log(level, message)
+            else:
+                ends.append((queue_id, state, body))
+        for queue_id, state, body in ends:
+            if state == DONE:
+                result = decode_outcome(body)
             elif state == CANCELLED:
                 result = _killed()
             else:
@@ -224,7 +237,7 @@ class QueueAttemptRunner:
                     self._outcomes.popitem(last=False)
                 continue
             waiter.ended(result)
-        return bool(logs or ended)
+        return True
 
 
 def _killed() -> AttemptOutcome:
@@ -242,13 +255,20 @@ def _lost() -> AttemptOutcome:
 async def sweep_expired(pool: AsyncConnectionPool) -> int:
     """Mark attempts whose worker stopped heartbeating as lost; return how many."""
     async with pool.connection() as connection:
-        cursor = await connection.execute(
-            "UPDATE task_queue SET state = %s WHERE state = %s AND lease_expires < now()",
-            (LOST, CLAIMED),
-        )
-        count = cursor.rowcount
-        if count:
-            await connection.execute(f"NOTIFY {RESULTS_CHANNEL}")
+        rows = await (
+            await connection.execute(
+                "WITH lost AS (UPDATE task_queue SET state = %s "
+                "WHERE state = %s AND lease_expires < now() "
+                "RETURNING id, execution_id, executor), "
+                "ends AS (INSERT INTO task_results "
+                "(queue_id, execution_id, executor, kind, state, body) "
+                "SELECT id, execution_id, executor, %s, %s, '' FROM lost RETURNING executor) "
+                f"SELECT count(*), pg_notify('{RESULTS_CHANNEL}', coalesce(executor, '')) "
+                "FROM ends GROUP BY executor",
+                (LOST, CLAIMED, KIND_END, LOST),
+            )
+        ).fetchall()
+    count = sum(int(row[0]) for row in rows)
     if count:
         log.warning("attempts lost: their workers stopped heartbeating", count=count)
     return count
@@ -257,7 +277,8 @@ async def sweep_expired(pool: AsyncConnectionPool) -> int:
 async def forget_execution(pool: AsyncConnectionPool, execution_id: str) -> None:
     """Delete the queue rows of an execution that ended (its events hold everything)."""
     async with pool.connection() as connection:
-        await connection.execute("DELETE FROM task_queue WHERE execution_id = %s", (execution_id,))
         await connection.execute(
-            "DELETE FROM task_results WHERE execution_id = %s", (execution_id,)
+            "WITH q AS (DELETE FROM task_queue WHERE execution_id = %s) "
+            "DELETE FROM task_results WHERE execution_id = %s",
+            (execution_id, execution_id),
         )

@@ -7,6 +7,7 @@ lease expired and the attempt was declared lost, is rejected and logged).
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import socket
@@ -16,6 +17,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import msgspec
 import structlog
 from psycopg_pool import AsyncConnectionPool
@@ -26,6 +28,7 @@ from runtime.cluster._queue import (
     CANCELLED,
     CLAIMED,
     DONE,
+    KIND_END,
     KIND_LOG,
     QUEUED,
     RESULTS_CHANNEL,
@@ -58,25 +61,23 @@ class _Claimed:
     __slots__ = (
         "accepted",
         "claim",
-        "executor",
         "finished",
         "killed",
+        "outcome_ready",
         "queue_id",
         "request",
         "scope",
     )
 
-    def __init__(
-        self, queue_id: int, claim: int, request: AttemptRequest, executor: str | None
-    ) -> None:
+    def __init__(self, queue_id: int, claim: int, request: AttemptRequest) -> None:
         self.queue_id = queue_id
         self.claim = claim
         self.request = request
-        self.executor = executor
         self.scope = anyio.CancelScope()
         self.finished = anyio.Event()
         self.accepted = False
         self.killed = False
+        self.outcome_ready = False
 
 
 class WorkerContext(RunContext):
@@ -170,6 +171,37 @@ class WorkerContext(RunContext):
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
+_CYCLE = (
+    # log lines of running attempts, addressed to the executor waiting for each
+    "WITH lines AS (INSERT INTO task_results (queue_id, execution_id, executor, kind, body) "
+    "SELECT q.id, q.execution_id, q.executor, %(log)s, v.body "
+    "FROM unnest(%(line_ids)s::bigint[], %(line_bodies)s::bytea[]) WITH ORDINALITY "
+    "AS v(queue_id, body, n) JOIN task_queue q ON q.id = v.queue_id ORDER BY v.n), "
+    # outcomes, accepted only while the claim is still this worker's
+    "done AS (UPDATE task_queue q SET state = %(done)s, outcome = v.outcome "
+    "FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(outcomes)s::bytea[]) "
+    "AS v(id, claim, outcome) "
+    "WHERE q.id = v.id AND q.claim = v.claim AND q.worker = %(worker)s "
+    "AND q.state = %(claimed)s RETURNING q.id, q.execution_id, q.executor, q.outcome), "
+    "ends AS (INSERT INTO task_results (queue_id, execution_id, executor, kind, state, body) "
+    "SELECT id, execution_id, executor, %(end)s, %(done)s, outcome FROM done "
+    "RETURNING queue_id, executor), "
+    # and the next attempts, as many as there is room for
+    "taken AS (UPDATE task_queue q SET state = %(claimed)s, worker = %(worker)s, "
+    "claim = q.claim + 1, lease_expires = now() + make_interval(secs => %(lease)s) "
+    "FROM (SELECT id FROM task_queue WHERE state = %(queued)s ORDER BY id LIMIT %(room)s "
+    "FOR UPDATE SKIP LOCKED) c WHERE q.id = c.id "
+    "RETURNING q.id, q.claim, q.request), "
+    f"hints AS (SELECT pg_notify('{RESULTS_CHANNEL}', coalesce(executor, '')) "
+    "FROM (SELECT DISTINCT executor FROM ends) e) "
+    "SELECT 0, queue_id, 0, NULL::bytea FROM ends "
+    "UNION ALL SELECT 1, id, claim, request FROM taken "
+    "UNION ALL SELECT 2, 0, 0, NULL FROM hints"
+)
+"""One round trip for everything a worker tells the queue: log lines, outcomes (each with
+its end row for the executor, and a wake-up hint), and its next claims."""
+
+
 class Worker:
     """Runs up to ``concurrency`` attempts at once from the cluster's task queue."""
 
@@ -183,6 +215,7 @@ class Worker:
         lease_seconds: float = 10.0,
         heartbeat_seconds: float = 0.25,
         idle_poll: float = 0.5,
+        log_interval: float = 0.05,
         clock: Clock | None = None,
         name: str | None = None,
     ) -> None:
@@ -193,15 +226,18 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.idle_poll = idle_poll
+        self.log_interval = log_interval
+        """Seconds a running attempt's log lines may wait to travel with other work."""
         self.clock = clock or RealClock()
         self.id = name or node_id("worker")
         self.expressions = ExpressionEngine()
         self._running: dict[int, _Claimed] = {}
-        self._logs: list[tuple[int, str, str | None, bytes]] = []
+        self._logs: list[tuple[int, bytes]] = []
         self._finishing: list[tuple[_Claimed, AttemptOutcome]] = []
-        self._finish_wake = anyio.Event()
-        self._wake = anyio.Event()
-        self._room = anyio.Event()
+        self._work = anyio.Event()
+        """Set when the queue should hear from this worker: an outcome, room for another
+        attempt, new attempts announced, a stop."""
+        self._drained = anyio.Event()
         self._flows: dict[tuple[str, str, int], Flow] = {}
         self.completed = 0
         self.rejected = 0
@@ -218,40 +254,93 @@ class Worker:
         async with anyio.create_task_group() as group:
             group.start_soon(self._listen)
             group.start_soon(self._heartbeat)
-            group.start_soon(self._ship_logs)
-            group.start_soon(self._finish_loop)
             task_status.started()
-            while True:
-                if self._stopping:
-                    await anyio.sleep_forever()
-                free = self.concurrency - len(self._running)
-                if free <= 0:
-                    self._room = anyio.Event()
-                    await self._room.wait()
-                    continue
-                try:
-                    claimed = await self._claim(free)
-                except Exception as exc:  # the database may be away: try again
-                    log.warning("could not claim attempts", worker=self.id, error=str(exc))
-                    await anyio.sleep(1.0)
-                    continue
-                for item in claimed:
-                    self._running[item.queue_id] = item
-                    group.start_soon(self._execute, item)
-                if not claimed:
-                    with anyio.move_on_after(self.idle_poll):
-                        await self._wake.wait()
-                    self._wake = anyio.Event()
+            await self._pump(group)
+
+    def _room(self) -> int:
+        if self._stopping:
+            return 0
+        return self.concurrency - len(self._running) + len(self._finishing)
+
+    async def _pump(self, group: anyio.abc.TaskGroup) -> None:
+        idle = False  # the last claim found nothing: wait for a hint or the poll interval
+        while True:
+            self._work = anyio.Event()
+            if not self._finishing and (idle or self._room() <= 0):
+                if self._logs:
+                    timeout = self.log_interval
+                elif self._room() > 0:
+                    timeout = self.idle_poll
+                else:
+                    timeout = math.inf  # full: the next outcome (or a stop) wakes this loop
+                with anyio.move_on_after(timeout):
+                    await self._work.wait()
+            await anyio.lowlevel.checkpoint()  # attempts ending in this same tick join the batch
+            room = self._room()
+            outcomes, self._finishing = self._finishing, []
+            lines, self._logs = self._logs, []
+            if not outcomes and not lines and room <= 0:
+                continue
+            try:
+                accepted, claimed = await self._cycle(lines, outcomes, max(room, 0))
+            except Exception as exc:  # the database may be away: keep everything, try again
+                log.warning("could not reach the task queue; trying again", error=str(exc))
+                self._finishing[:0] = outcomes
+                self._logs[:0] = lines
+                await anyio.sleep(1.0)
+                continue
+            for item, _ in outcomes:
+                item.accepted = item.queue_id in accepted
+                item.finished.set()
+            for item in claimed:
+                self._running[item.queue_id] = item
+                group.start_soon(self._execute, item)
+            idle = room > 0 and not claimed
+
+    async def _cycle(
+        self,
+        lines: list[tuple[int, bytes]],
+        outcomes: list[tuple[_Claimed, AttemptOutcome]],
+        room: int,
+    ) -> tuple[set[int], list[_Claimed]]:
+        async with self.pool.connection() as connection:
+            rows = await (
+                await connection.execute(
+                    _CYCLE,
+                    {
+                        "log": KIND_LOG,
+                        "end": KIND_END,
+                        "queued": QUEUED,
+                        "claimed": CLAIMED,
+                        "done": DONE,
+                        "line_ids": [queue_id for queue_id, _ in lines],
+                        "line_bodies": [body for _, body in lines],
+                        "ids": [item.queue_id for item, _ in outcomes],
+                        "claims": [item.claim for item, _ in outcomes],
+                        "outcomes": [encode(outcome) for _, outcome in outcomes],
+                        "worker": self.id,
+                        "lease": self.lease_seconds,
+                        "room": room,
+                    },
+                )
+            ).fetchall()
+        accepted = {int(queue_id) for kind, queue_id, _, _ in rows if kind == 0}
+        claimed = [
+            _Claimed(int(queue_id), int(claim), decode_request(bytes(request)))
+            for kind, queue_id, claim, request in rows
+            if kind == 1
+        ]
+        return accepted, claimed
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - a graceful stop's deadline
         """Claim nothing more; give running attempts ``timeout`` seconds to finish (those
         still running then are abandoned: their leases expire, they are retried)."""
         self._stopping = True
-        self._wake.set()
+        self._work.set()
         with anyio.move_on_after(timeout):
             while self._running:
-                self._room = anyio.Event()
-                await self._room.wait()
+                self._drained = anyio.Event()
+                await self._drained.wait()
         if self._running:
             log.warning(
                 "stopping with attempts still running: they will be retried elsewhere",
@@ -265,27 +354,12 @@ class Worker:
         while True:
             try:
                 async with self.pool.connection() as connection:
-                    await connection.set_autocommit(True)
                     await connection.execute(f"LISTEN {TASKS_CHANNEL}")
                     async for _ in connection.notifies():
-                        self._wake.set()
+                        self._work.set()
             except Exception as exc:
                 log.debug("task listener reconnecting", error=str(exc))
                 await anyio.sleep(1.0)
-
-    async def _claim(self, limit: int) -> list[_Claimed]:
-        async with self.pool.connection() as connection:
-            rows = await (
-                await connection.execute(
-                    "UPDATE task_queue q SET state = %s, worker = %s, claim = q.claim + 1, "
-                    "lease_expires = now() + make_interval(secs => %s) "
-                    "FROM (SELECT id FROM task_queue WHERE state = %s ORDER BY id LIMIT %s "
-                    "FOR UPDATE SKIP LOCKED) c WHERE q.id = c.id "
-                    "RETURNING q.id, q.claim, q.request, q.executor",
-                    (CLAIMED, self.id, self.lease_seconds, QUEUED, limit),
-                )
-            ).fetchall()
-        return [_Claimed(int(i), int(c), decode_request(bytes(r)), e) for i, c, r, e in rows]
 
     async def _heartbeat(self) -> None:
         """Renew the leases of running attempts; stop those killed or no longer ours."""
@@ -311,8 +385,8 @@ class Worker:
             alive = {int(i): (int(c), bool(k)) for i, c, k in rows}
             for queue_id in ids:
                 item = self._running.get(queue_id)
-                if item is None:
-                    continue
+                if item is None or item.finished.is_set() or item.outcome_ready:
+                    continue  # it ended meanwhile (its outcome is on its way)
                 found = alive.get(queue_id)
                 if found is None or found[0] != item.claim:
                     log.warning(
@@ -333,29 +407,8 @@ class Worker:
                     item.scope.cancel()
 
     def log_line(self, claimed: _Claimed, level: str, message: str) -> None:
-        """Queue a log line of an attempt (shipped in batches)."""
-        body = _LOG_ENCODER.encode((level, message))
-        self._logs.append((claimed.queue_id, claimed.request.execution_id, claimed.executor, body))
-
-    async def _ship_logs(self) -> None:
-        while True:
-            await anyio.sleep(0.05)
-            await self._flush_logs()
-
-    async def _flush_logs(self) -> None:
-        if not self._logs:
-            return
-        batch, self._logs = self._logs, []
-        try:
-            async with self.pool.connection() as connection, connection.cursor() as cursor:
-                await cursor.executemany(
-                    "INSERT INTO task_results (queue_id, execution_id, executor, kind, body) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    [(q, e, x, KIND_LOG, b) for q, e, x, b in batch],
-                )
-        except Exception as exc:
-            log.warning("could not ship log lines; retrying", error=str(exc))
-            self._logs[:0] = batch
+        """Queue a log line of an attempt (it travels with the worker's next statement)."""
+        self._logs.append((claimed.queue_id, _LOG_ENCODER.encode((level, message))))
 
     # -- one attempt -------------------------------------------------------------------
 
@@ -406,10 +459,10 @@ class Worker:
                     with anyio.CancelScope(shield=True):
                         await self._mark_killed(item)
                 return  # or the lease was lost: the executor decides what that means
-            await self._flush_logs()
             with anyio.CancelScope(shield=True):
+                item.outcome_ready = True
                 self._finishing.append((item, outcome))
-                self._finish_wake.set()
+                self._work.set()
                 await item.finished.wait()
             if item.accepted:
                 self.completed += 1
@@ -419,58 +472,22 @@ class Worker:
         finally:
             context.cleanup()
             self._running.pop(item.queue_id, None)
-            self._room.set()
+            self._work.set()
+            if not self._running:
+                self._drained.set()
 
     async def _mark_killed(self, item: _Claimed) -> None:
         try:
             async with self.pool.connection() as connection:
                 await connection.execute(
-                    "UPDATE task_queue SET state = %s "
-                    "WHERE id = %s AND worker = %s AND claim = %s AND state = %s",
-                    (CANCELLED, item.queue_id, self.id, item.claim, CLAIMED),
+                    "WITH k AS (UPDATE task_queue SET state = %s "
+                    "WHERE id = %s AND worker = %s AND claim = %s AND state = %s "
+                    "RETURNING id, execution_id, executor), "
+                    "ends AS (INSERT INTO task_results "
+                    "(queue_id, execution_id, executor, kind, state, body) "
+                    "SELECT id, execution_id, executor, %s, %s, '' FROM k RETURNING executor) "
+                    f"SELECT pg_notify('{RESULTS_CHANNEL}', coalesce(executor, '')) FROM ends",
+                    (CANCELLED, item.queue_id, self.id, item.claim, CLAIMED, KIND_END, CANCELLED),
                 )
         except Exception as exc:
             log.warning("could not record a killed attempt", error=str(exc))
-
-    async def _finish_loop(self) -> None:
-        """Report outcomes, all that are ready in one statement; each is accepted only while
-        its claim is still this worker's."""
-        while True:
-            await self._finish_wake.wait()
-            self._finish_wake = anyio.Event()
-            batch, self._finishing = self._finishing, []
-            if not batch:
-                continue
-            try:
-                accepted = await self._finish(batch)
-            except Exception as exc:
-                log.warning("could not report outcomes; trying again", error=str(exc))
-                self._finishing[:0] = batch
-                await anyio.sleep(0.5)
-                self._finish_wake.set()
-                continue
-            for item, _ in batch:
-                item.accepted = item.queue_id in accepted
-                item.finished.set()
-
-    async def _finish(self, batch: list[tuple[_Claimed, AttemptOutcome]]) -> set[int]:
-        async with self.pool.connection() as connection:
-            rows = await (
-                await connection.execute(
-                    "UPDATE task_queue q SET state = %s, outcome = v.outcome "
-                    "FROM unnest(%s::bigint[], %s::int[], %s::bytea[]) AS v(id, claim, outcome) "
-                    "WHERE q.id = v.id AND q.claim = v.claim AND q.worker = %s AND q.state = %s "
-                    "RETURNING q.id",
-                    (
-                        DONE,
-                        [item.queue_id for item, _ in batch],
-                        [item.claim for item, _ in batch],
-                        [encode(outcome) for _, outcome in batch],
-                        self.id,
-                        CLAIMED,
-                    ),
-                )
-            ).fetchall()
-            if rows:
-                await connection.execute(f"NOTIFY {RESULTS_CHANNEL}")
-        return {int(r[0]) for r in rows}

@@ -96,6 +96,7 @@ class _Channel:
         "snapshot_seq",
         "started",
         "store",
+        "tracker",
         "waiters",
     )
 
@@ -109,6 +110,9 @@ class _Channel:
         self.quiet: _Flag | None = None
         self.execution: Execution | None = None
         self.ref: ActorRef[object] | None = None
+        self.tracker: ExecutionFold | None = None
+        """For an execution that runs elsewhere: the fold its events from the store go
+        through (incremental: following a large execution stays linear)."""
 
     @classmethod
     def of_history(cls, store: Store, events: list[Event]) -> _Channel:
@@ -634,8 +638,13 @@ class Runtime:
                 await anyio.sleep(0.2 if self.placement is not None else 0.5)
                 fresh = await self.store.events(execution_id, events[-1].seq if events else 0)
                 if fresh:
+                    tracker = channel.tracker
+                    if tracker is None or tracker.last_seq != (events[-1].seq if events else 0):
+                        tracker = channel.tracker = ExecutionFold()  # new, or events came
+                        tracker.apply_all(events)  # from elsewhere meanwhile: start over
+                    tracker.apply_all(fresh)
                     channel.events = events + fresh
-                    channel.execution = fold(channel.events)
+                    channel.execution = tracker.execution
                     if type(channel.events[-1]) is ExecutionEnded:
                         channel.ended.set()
                     channel.wake()

@@ -10,6 +10,7 @@ from typing import Any
 
 from benchmarks import actors_bench, engine_bench
 from benchmarks._report import Figure, print_json, print_table
+from runtime.gc_tuning import tune_for_engine
 from runtime.logging import configure_logging
 
 STORES = ("memory", "sqlite", "postgres")
@@ -91,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unknown workload {', '.join(map(repr, unknown))}; choose from {', '.join(WORKLOADS)}"
         )
     configure_logging("error")
+    tune_for_engine()  # the collector as the tiercel command sets it
     stores = args.store or list(DEFAULT_STORES)
     figures: list[Figure] = []
     chosen = args.workloads or ([] if args.peers else list(WORKLOADS))

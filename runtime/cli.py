@@ -10,6 +10,7 @@ import click
 
 from runtime._version import __version__
 from runtime.errors import FlowValidationError
+from runtime.gc_tuning import tune_for_engine
 from runtime.logging import configure_logging
 from runtime.parsing import load_flow
 
@@ -33,6 +34,7 @@ from runtime.parsing import load_flow
 def main(log_level: str, log_format: str) -> None:
     """Tiercel runs declarative YAML workflows with Kestra's execution semantics."""
     configure_logging(log_level, "json" if log_format == "json" else "console")
+    tune_for_engine()
 
 
 @main.command()

@@ -45,6 +45,7 @@ def server(
     """
     import anyio
 
+    from runtime.gc_tuning import freeze_startup
     from runtime.logging import configure_logging
     from runtime.server import ConfigError, ServerStartError, load_config, serve
     from runtime.server.config import describe
@@ -71,6 +72,7 @@ def server(
         sys.exit(2)
 
     def ready(where: str) -> None:
+        freeze_startup()  # what start-up made is never garbage: out of the collector's way
         if where.startswith("http"):
             click.echo(f"Tiercel listening on {where}", err=True)
         else:

@@ -3,6 +3,8 @@
 Every event carries the execution id, the task run id and attempt number it concerns
 (None when it concerns the execution as a whole), a per-execution sequence number and a
 timestamp. The execution document is a pure fold over them (``runtime.model._fold``).
+Events hold plain data only (no cycles), so the garbage collector does not track them
+(``gc=False``): an execution keeps its events, and they would slow every collection.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import msgspec
 from runtime.model._states import State
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="event", rename="camel"):
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="event", rename="camel", gc=False):
     """Fields every event has."""
 
     execution_id: str

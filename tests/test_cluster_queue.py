@@ -360,3 +360,52 @@ def test_a_workers_request_leaves_out_the_outputs_a_task_never_reads() -> None:
     assert task_roots(c, engine) is None  # render() reads what it is given: send everything
     assert task_roots(d, engine) == frozenset({"parent"})
     assert task_roots(a, engine) is task_roots(a, engine)  # cached
+
+
+async def test_an_attempt_is_queued_only_once_its_task_run_is_durable(
+    pool: AsyncConnectionPool, tmp_path: Path
+) -> None:
+    """Regression: attempts were queued while the task run's events still waited for a
+    group commit; an executor dying then left a new owner unaware of the task run, so it
+    created another and ran the task again."""
+    import sqlite3
+
+    flow = """
+id: durable
+namespace: cluster.tests
+tasks:
+  - {id: one, type: Return, format: x}
+  - {id: two, type: Return, format: y}
+"""
+    runner = QueueAttemptRunner(pool)
+    db = tmp_path / "e.db"
+    async with (
+        # nobody flushes for 1.5 s unless the engine asks
+        Runtime(
+            data_dir=tmp_path, store=SqliteStore(db, commit_interval=1.5), attempt_runner=runner
+        ) as runtime,
+        anyio.create_task_group() as group,
+    ):
+        await group.start(runner.serve)
+        await group.start(Worker(pool, runtime.store, tmp_path).run)
+        handle = await runtime.start(flow)
+        with anyio.fail_after(1.2):  # the second task's attempt, queued after the first ended
+            while True:
+                async with pool.connection() as connection:
+                    row = await (
+                        await connection.execute(
+                            "SELECT task_run_id FROM task_queue ORDER BY id OFFSET 1"
+                        )
+                    ).fetchone()
+                if row is not None:
+                    break
+                await anyio.sleep(0.005)
+        assert row is not None
+        queued = str(row[0])
+        with sqlite3.connect(db) as reader:
+            bodies = [bytes(b).decode() for (b,) in reader.execute("SELECT body FROM events")]
+        with anyio.fail_after(10):
+            assert (await handle.result()).state.current is State.SUCCESS
+        group.cancel_scope.cancel()
+    created = [b for b in bodies if "TaskRunCreated" in b and queued in b]
+    assert created, bodies

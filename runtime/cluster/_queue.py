@@ -13,7 +13,7 @@ statement): on these machines a round trip costs more than the work of a task ru
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from runtime.cluster._codec import decode_outcome, encode
 from runtime.engine._services import AttemptOutcome, AttemptRequest
 from runtime.model._states import State
+from runtime.store._errors import StoreError
 
 QUEUED, CLAIMED, DONE, LOST, CANCELLED = 0, 1, 2, 3, 4
 KIND_LOG, KIND_END = 1, 2
@@ -37,10 +38,14 @@ _LOG_LINE = msgspec.json.Decoder(tuple[str, str])
 
 
 class _Waiter:
-    __slots__ = ("done", "on_log", "outcome", "queue_id", "queued")
+    __slots__ = ("done", "durable", "error", "on_log", "outcome", "queue_id", "queued")
 
-    def __init__(self, on_log: Callable[[str, str], None]) -> None:
+    def __init__(
+        self, on_log: Callable[[str, str], None], durable: Callable[[], Awaitable[None]]
+    ) -> None:
         self.on_log = on_log
+        self.durable = durable
+        self.error: Exception | None = None
         self.outcome: AttemptOutcome | None = None
         self.queue_id = -1
         self.done = anyio.Event()
@@ -81,13 +86,18 @@ class QueueAttemptRunner:
         return True
 
     async def run(
-        self, request: AttemptRequest, on_log: Callable[[str, str], None]
+        self,
+        request: AttemptRequest,
+        on_log: Callable[[str, str], None],
+        durable: Callable[[], Awaitable[None]],
     ) -> AttemptOutcome:
-        waiter = _Waiter(on_log)
+        waiter = _Waiter(on_log, durable)
         self._to_enqueue.append((request, waiter))
         self._enqueue_wake.set()
         try:
             await waiter.queued.wait()
+            if waiter.error is not None:
+                raise waiter.error
             await waiter.done.wait()  # at once when it had ended already (an earlier owner's)
         finally:
             self._waiting.pop(waiter.queue_id, None)
@@ -100,6 +110,16 @@ class QueueAttemptRunner:
             self._enqueue_wake = anyio.Event()
             batch, self._to_enqueue = self._to_enqueue, []
             if not batch:
+                continue
+            # The task runs' events first (one flush for the whole batch; what arrives
+            # meanwhile waits for the next): see AttemptRunner.run.
+            try:
+                for durable in {id(w.durable): w.durable for _, w in batch}.values():
+                    await durable()
+            except StoreError as exc:
+                for _, waiter in batch:
+                    waiter.error = exc
+                    waiter.queued.set()
                 continue
             try:
                 rows = await self._insert([request for request, _ in batch])

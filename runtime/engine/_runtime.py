@@ -378,6 +378,7 @@ class Runtime:
             resolve_flow=self.flows.get,
             envs=dict(envs) if envs is not None else envs_from_environment(env_prefix),
             attempt_runner=attempt_runner,
+            durable=self.store.flush,
         )
 
     async def __aenter__(self) -> Self:

@@ -80,9 +80,18 @@ class AttemptRunner(Protocol):
         ...
 
     async def run(
-        self, request: AttemptRequest, on_log: Callable[[str, str], None]
+        self,
+        request: AttemptRequest,
+        on_log: Callable[[str, str], None],
+        durable: Callable[[], Awaitable[None]],
     ) -> AttemptOutcome:
         """Run it and return its outcome; ``on_log(level, message)`` for each log line.
+
+        Before the attempt leaves this process, ``durable()`` must have returned (after
+        this call began): it makes the events appended so far durable, so a new owner of
+        the execution knows the task run and finds the attempt (by task run and number)
+        instead of running the task again under a new task run. One call may cover many
+        attempts (a batch).
 
         Cancelling the call only stops waiting (an executor stopping or giving an execution
         up leaves its attempts running for the next owner); :meth:`kill` kills.
@@ -111,3 +120,6 @@ class Services:
     trace_logs: bool = False
     attempt_runner: AttemptRunner | None = None
     """Where runnable attempts run: None for this process (the default)."""
+    durable: Callable[[], Awaitable[None]] | None = None
+    """Returns once every event appended so far is durable (the store's flush); given to
+    :meth:`AttemptRunner.run`."""

@@ -13,10 +13,11 @@ import structlog
 
 from actors import Actor, ActorRef, Clock
 from runtime.engine._messages import AttemptBegan, AttemptFinished, LabelsSet, TaskLogged
-from runtime.engine._services import AttemptOutcome, AttemptRequest
+from runtime.engine._services import AttemptOutcome, AttemptRequest, AttemptRunner
 from runtime.expressions import ExpressionEngine, ExpressionError, RenderHooks
 from runtime.model._common import enc_hook
 from runtime.model._states import State
+from runtime.store._errors import StoreError
 from runtime.tasks._api import RunContext, StateStore, TaskFailedError
 
 if TYPE_CHECKING:
@@ -176,6 +177,10 @@ class AttemptContext(RunContext):
             shutil.rmtree(self._own_dir, ignore_errors=True)
 
 
+async def _nothing_to_flush() -> None:
+    return None
+
+
 def describe_error(error: BaseException) -> str:
     """A one-line reason for a failed attempt, without a traceback for expected failures."""
     if isinstance(error, TaskFailedError | ExpressionError):
@@ -298,7 +303,7 @@ class TaskRunActor(Actor[object]):
         runner = job.services.attempt_runner
         request = _request(job, attempt) if runner is not None and job.work_dir is None else None
         if runner is not None and request is not None and runner.accepts(request):
-            outcome = await runner.run(request, self._logger(attempt))
+            outcome = await self._run_elsewhere(runner, request, attempt)
             if outcome.labels:
                 job.parent.tell_nowait(LabelsSet(job.task_run_id, outcome.labels))
         else:
@@ -316,6 +321,18 @@ class TaskRunActor(Actor[object]):
         if outcome.state is State.FAILED:
             raise TaskFailedError(outcome.error or "the attempt failed")  # retried by policy
         self.stop_self()
+
+    async def _run_elsewhere(
+        self, runner: AttemptRunner, request: AttemptRequest, attempt: int
+    ) -> AttemptOutcome:
+        durable = self.job.services.durable or _nothing_to_flush
+        try:
+            return await runner.run(request, self._logger(attempt), durable)
+        except StoreError as exc:  # the store is failing: no work is handed out blind
+            return AttemptOutcome(
+                state=State.FAILED,
+                error=f"could not record the task run before sending it to a worker: {exc}",
+            )
 
     def _logger(self, attempt: int) -> Callable[[str, str], None]:
         parent, task_run_id = self.job.parent, self.job.task_run_id

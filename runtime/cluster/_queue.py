@@ -198,15 +198,13 @@ class QueueAttemptRunner:
             task_status.started()
             while True:
                 try:
-                    delivered = await self._poll()
+                    await self._poll()  # takes every row there is: the next waits for news
                 except Exception as exc:
                     log.warning("could not read attempt outcomes", error=str(exc))
-                    delivered = False
                     await anyio.sleep(0.5)
-                if not delivered:
-                    with anyio.move_on_after(self.idle_poll):
-                        await self._wake.wait()
-                    self._wake = anyio.Event()
+                with anyio.move_on_after(self.idle_poll):
+                    await self._wake.wait()  # set by a hint that came during the poll, too
+                self._wake = anyio.Event()
 
     async def _listen(self) -> None:
         """Wake the poller when a worker says something finished (a hint, never needed)."""

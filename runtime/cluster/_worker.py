@@ -263,7 +263,8 @@ class Worker:
         return self.concurrency - len(self._running) + len(self._finishing)
 
     async def _pump(self, group: anyio.abc.TaskGroup) -> None:
-        idle = False  # the last claim found nothing: wait for a hint or the poll interval
+        idle = False  # the last claim found less than it asked for: no need to ask again
+        # before a hint (NOTIFY), an outcome or the poll interval
         while True:
             self._work = anyio.Event()
             if not self._finishing and (idle or self._room() <= 0):
@@ -295,7 +296,7 @@ class Worker:
             for item in claimed:
                 self._running[item.queue_id] = item
                 group.start_soon(self._execute, item)
-            idle = room > 0 and not claimed
+            idle = len(claimed) < room  # the queue ran dry: wait for a hint or the poll
 
     async def _cycle(
         self,

@@ -211,6 +211,8 @@ inputs:
                 done = await handle.result()
             assert done.state.current is State.SUCCESS
             assert done.task_run_list[-1].outputs == {"value": "true 7"}
+            # followed from afar in two parts (before and after the pause), folded as it went
+            assert done == await executor_runtime.get_execution(handle.id)
             restarted_flow = await api.start(
                 "id: boom\nnamespace: cluster.tests\ntasks:\n  - {id: f, type: Fail}\n"
             )
@@ -409,3 +411,43 @@ tasks:
         group.cancel_scope.cancel()
     created = [b for b in bodies if "TaskRunCreated" in b and queued in b]
     assert created, bodies
+
+
+async def test_waiting_for_an_execution_that_ended_elsewhere_does_not_wait_a_poll(
+    pool: AsyncConnectionPool, tmp_path: Path
+) -> None:
+    """Regression: an API node's result() slept a poll interval before its first look, so
+    waiting for 200 ended executions one after another took 40 s."""
+    from runtime.cluster import ClusterPlacement, Commands, Executor, Leases
+
+    db = tmp_path / "shared.db"
+    runner = QueueAttemptRunner(pool)
+    async with (
+        Runtime(
+            data_dir=tmp_path, store=SqliteStore(db), attempt_runner=runner, recover=False
+        ) as executor_runtime,
+        anyio.create_task_group() as group,
+    ):
+        executor = Executor(executor_runtime, pool, "executor-1", runner, lease_seconds=2.0)
+        executor_runtime.placement = executor.placement
+        await group.start(executor.run)
+        await group.start(Worker(pool, executor_runtime.store, tmp_path).run)
+        placement = ClusterPlacement(Leases(pool, "api-1"), Commands(pool, "api-1"))
+        async with Runtime(
+            data_dir=tmp_path, store=SqliteStore(db), placement=placement, recover=False
+        ) as api:
+            api.remote_poll = 600.0  # X  # a sleep before the first look would never end here
+            handle = await api.start(
+                "id: quick\nnamespace: cluster.tests\ntasks:\n  - {id: r, type: Return, format: x}\n"
+            )
+            with anyio.fail_after(20):
+                while True:
+                    stored = await executor_runtime.get_execution(handle.id)
+                    if stored is not None and stored.state.current.terminal:
+                        break
+                    await anyio.sleep(0.02)
+            with anyio.fail_after(10):
+                ended = await handle.result()
+        group.cancel_scope.cancel()
+    assert ended.state.current is State.SUCCESS
+    assert ended == stored

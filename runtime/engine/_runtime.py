@@ -366,6 +366,9 @@ class Runtime:
         self._end_hooks: list[Callable[[Execution], None]] = []
         self._aborted = anyio.Event()
         self._settled = anyio.Event()
+        self.remote_poll: float | None = None
+        """Seconds between reads of the store while following an execution that runs on
+        another node (None: 0.2 s with a placement, else 0.5 s)."""
         self.services = Services(
             clock=self.clock,
             expressions=self.expressions,
@@ -624,6 +627,7 @@ class Runtime:
         :raises ExecutionNotFoundError: if there is no such execution.
         """
         channel = await self._load(execution_id)
+        polled = False
         while True:
             events = channel.events
             index = bisect.bisect_right(events, after_seq, key=_seq_of)
@@ -635,8 +639,11 @@ class Runtime:
             if channel.ended.is_set() and (not events or events[-1].seq <= after_seq):
                 return
             if channel.ref is None and not channel.ended.is_set():
-                # Not running in this process: poll the store for what others append.
-                await anyio.sleep(0.2 if self.placement is not None else 0.5)
+                # Not running in this process: poll the store for what others append (at
+                # once the first time: it may have ended already).
+                if polled:
+                    await anyio.sleep(self.remote_poll or (0.2 if self.placement else 0.5))
+                polled = True
                 fresh = await self.store.events(execution_id, events[-1].seq if events else 0)
                 if fresh:
                     tracker = channel.tracker

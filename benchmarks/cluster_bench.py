@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 
 from benchmarks._report import Figure, percentile
-from benchmarks.engine_bench import PG_URL, for_each, one_execution, plain_list
+from benchmarks.engine_bench import PG_URL, for_each, make_store, one_execution, plain_list
 from runtime.engine import Execution, Runtime, State
 from runtime.parsing import parse_flow
 
@@ -79,8 +79,34 @@ def _duration(execution: Execution) -> float:
     return (end - execution.state.start_date).total_seconds()
 
 
+async def _parallel_runs(runtime: Runtime, text: str, count: int) -> tuple[int, float]:
+    """(task runs, seconds) of ``count`` executions of one flow started together, from
+    the first start to the last end."""
+    flow = parse_flow(text)
+    handles = [await runtime.start(flow) for _ in range(count)]
+    with anyio.fail_after(600):
+        ended = [await handle.result() for handle in handles]
+    failed = [e.state.current.value for e in ended if e.state.current is not State.SUCCESS]
+    if failed:
+        raise RuntimeError(f"executions ended {failed}")
+    first = min(e.state.start_date for e in ended)
+    last = max(e.state.end_date for e in ended if e.state.end_date is not None)
+    return sum(len(e.task_run_list) for e in ended), (last - first).total_seconds()
+
+
+async def _sqlite_parallel(text: str, count: int) -> tuple[int, float]:
+    with tempfile.TemporaryDirectory(prefix="tiercel-bench-") as folder:
+        path = Path(folder)
+        async with Runtime(data_dir=path, store=make_store("sqlite", path)) as runtime:
+            return await _parallel_runs(runtime, text, count)
+
+
 async def _api_runs(
-    data: Path, flows: dict[str, str], kill_rounds: int, executions: int
+    data: Path,
+    flows: dict[str, str],
+    parallel: tuple[str, int],
+    kill_rounds: int,
+    executions: int,
 ) -> dict[str, Any]:
     from runtime.cluster import ClusterPlacement, Commands, Leases, node_id, open_pool
     from runtime.store import PostgresStore
@@ -100,7 +126,8 @@ async def _api_runs(
                 if execution.state.current is not State.SUCCESS:
                     raise RuntimeError(f"{name} ended {execution.state.current.value}")
                 results[name] = (len(execution.task_run_list), _duration(execution))
-            ten = parse_flow(plain_list(5).replace("list-5", "five-tasks"))
+            results["parallel"] = await _parallel_runs(runtime, *parallel)
+            ten = parse_flow(FIVE_TASKS)
             handles = [await runtime.start(ten) for _ in range(executions)]
             ended = [await h.result() for h in handles]
             first = min(e.state.start_date for e in ended)
@@ -152,28 +179,47 @@ async def _kill_rounds(runtime: Runtime, pool: Any, rounds: int) -> list[float]:
     return latencies
 
 
+FIVE_TASKS = plain_list(5).replace("list-5", "five-tasks")
+
+
 def run(quick: bool) -> list[Figure]:
     """1, 2 and 4 workers (2 in a quick run) beside single-process SQLite."""
     sequential_count = 100 if quick else 500
-    fanout_count = 200 if quick else 2_000
+    fanout_count = 400 if quick else 4_000
     flows = {
         "sequential": for_each(sequential_count, 1),
         "fanout": for_each(fanout_count, 0),
     }
+    # sequential flows, many at once: 20 executions of 50 tasks one after the other
+    parallel = (for_each(10 if quick else 50, 1).replace("loop-", "seq-"), 20)
+    executions = 30 if quick else 200
     figures: list[Figure] = []
     reference: dict[str, float] = {}
+
+    def rate(name: str, value: float, unit: str, store: str, **params: Any) -> Figure:
+        base = reference.get(name) if store == "postgres" else None
+        return Figure(
+            name=f"cluster.{name}",
+            value=value,
+            unit=unit,
+            store=store,
+            ratio=value / base if base else None,
+            ratio_to="sqlite, 1 process" if base else None,
+            params=params,
+        )
+
     for name, text in flows.items():
         runs, seconds = anyio.run(one_execution, "sqlite", text)
         reference[name] = runs / seconds
-        figures.append(
-            Figure(
-                name=f"cluster.{name}",
-                value=runs / seconds,
-                unit="task runs/s",
-                store="sqlite",
-                params={"task_runs": runs, "processes": 1},
-            )
-        )
+        figures.append(rate(name, runs / seconds, "task runs/s", "sqlite", task_runs=runs))
+    runs, seconds = anyio.run(_sqlite_parallel, *parallel)
+    reference["sequential_x20"] = runs / seconds
+    figures.append(rate("sequential_x20", runs / seconds, "task runs/s", "sqlite", task_runs=runs))
+    _, seconds = anyio.run(_sqlite_parallel, FIVE_TASKS, executions)
+    reference["executions"] = executions / seconds
+    figures.append(
+        rate("executions", executions / seconds, "executions/s", "sqlite", tasks_per_execution=5)
+    )
     for workers in (2,) if quick else (1, 2, 4):
         _reset()
         with tempfile.TemporaryDirectory(prefix="tiercel-cluster-") as folder:
@@ -187,39 +233,55 @@ def run(quick: bool) -> list[Figure]:
                 ),
             ):
                 results = anyio.run(
-                    _api_runs, data, flows, 3 if quick else 10, 30 if quick else 200
+                    _api_runs, data, flows, parallel, 3 if quick else 10, executions
                 )
-        params = {"workers": workers}
         for name in flows:
             runs, seconds = results[name]
             figures.append(
-                Figure(
-                    name=f"cluster.{name}",
-                    value=runs / seconds,
-                    unit="task runs/s",
-                    store="postgres",
-                    ratio=(runs / seconds) / reference[name],
-                    ratio_to="sqlite, 1 process",
-                    params={**params, "task_runs": runs},
+                rate(
+                    name, runs / seconds, "task runs/s", "postgres", workers=workers, task_runs=runs
                 )
             )
+            if name == "sequential":  # one task run at a time: the time of one hop
+                figures.append(
+                    rate(
+                        "sequential.per_task_run",
+                        seconds / runs * 1000,
+                        "ms",
+                        "postgres",
+                        workers=workers,
+                    )
+                )
+        runs, seconds = results["parallel"]
         figures.append(
-            Figure(
-                name="cluster.executions",
-                value=results["executions"],
-                unit="executions/s",
-                store="postgres",
-                params={**params, "tasks_per_execution": 5},
+            rate(
+                "sequential_x20",
+                runs / seconds,
+                "task runs/s",
+                "postgres",
+                workers=workers,
+                task_runs=runs,
+            )
+        )
+        figures.append(
+            rate(
+                "executions",
+                results["executions"],
+                "executions/s",
+                "postgres",
+                workers=workers,
+                tasks_per_execution=5,
             )
         )
         kills = results["kill"]
         figures.extend(
-            Figure(
-                name=f"cluster.kill.p{q}",
-                value=percentile(kills, q),
-                unit="ms",
-                store="postgres",
-                params={**params, "rounds": len(kills)},
+            rate(
+                f"kill.p{q}",
+                percentile(kills, q),
+                "ms",
+                "postgres",
+                workers=workers,
+                rounds=len(kills),
             )
             for q in (50, 99)
         )

@@ -73,6 +73,21 @@ def _reset() -> None:
         connection.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
 
 
+def _steady(execution: Execution) -> float:
+    """Attempts ended per second from the first attempt's end to the last one's: the
+    pace once work flows, without the start (claim, creating the task runs, the first
+    enqueue) and the end."""
+    ends = sorted(
+        attempt.state.end_date
+        for task_run in execution.task_run_list
+        for attempt in task_run.attempts or []
+        if attempt.state.end_date is not None
+    )
+    if len(ends) < 2 or ends[-1] == ends[0]:
+        return 0.0
+    return (len(ends) - 1) / (ends[-1] - ends[0]).total_seconds()
+
+
 def _duration(execution: Execution) -> float:
     end = execution.state.end_date
     assert end is not None
@@ -126,6 +141,7 @@ async def _api_runs(
                 if execution.state.current is not State.SUCCESS:
                     raise RuntimeError(f"{name} ended {execution.state.current.value}")
                 results[name] = (len(execution.task_run_list), _duration(execution))
+                results[f"{name}.steady"] = _steady(execution)
             results["parallel"] = await _parallel_runs(runtime, *parallel)
             ten = parse_flow(FIVE_TASKS)
             handles = [await runtime.start(ten) for _ in range(executions)]
@@ -242,6 +258,16 @@ def run(quick: bool) -> list[Figure]:
                     name, runs / seconds, "task runs/s", "postgres", workers=workers, task_runs=runs
                 )
             )
+            if name == "fanout":
+                figures.append(
+                    rate(
+                        "fanout.steady",
+                        results["fanout.steady"],
+                        "task runs/s",
+                        "postgres",
+                        workers=workers,
+                    )
+                )
             if name == "sequential":  # one task run at a time: the time of one hop
                 figures.append(
                     rate(

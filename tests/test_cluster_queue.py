@@ -451,3 +451,43 @@ async def test_waiting_for_an_execution_that_ended_elsewhere_does_not_wait_a_pol
         group.cancel_scope.cancel()
     assert ended.state.current is State.SUCCESS
     assert ended == stored
+
+
+async def test_a_long_transaction_elsewhere_does_not_stop_the_queue(
+    pool: AsyncConnectionPool, pg_url: str, tmp_path: Path
+) -> None:
+    """A client that holds a transaction open, with a queued attempt's row locked, stalls
+    neither the claims of other attempts nor their outcomes (SKIP LOCKED, no table locks)."""
+    import psycopg
+
+    base, _, query = pg_url.partition("?")
+    schema = dict(p.split("=", 1) for p in query.split("&") if p)["schema"]
+    async with pool.connection() as connection:
+        await connection.execute(
+            "INSERT INTO task_queue (execution_id, task_run_id, attempt, request) "
+            "VALUES ('other', 'held', 1, '')"
+        )
+    runner = QueueAttemptRunner(pool)
+    async with await psycopg.AsyncConnection.connect(base) as blocker:
+        await blocker.execute(f'SET search_path TO "{schema}"')
+        await blocker.execute("SELECT txid_current()")  # a transaction, with a snapshot
+        await blocker.execute("SELECT id FROM task_queue WHERE task_run_id = 'held' FOR UPDATE")
+        async with (
+            Runtime(
+                data_dir=tmp_path, store=SqliteStore(tmp_path / "e.db"), attempt_runner=runner
+            ) as runtime,
+            anyio.create_task_group() as group,
+        ):
+            await group.start(runner.serve)
+            await group.start(Worker(pool, runtime.store, tmp_path).run)
+            with anyio.fail_after(20):
+                execution = await runtime.run(
+                    "id: busy\nnamespace: cluster.tests\ntasks:\n"
+                    "  - {id: each, type: ForEach, values: [a, b, c, d], concurrencyLimit: 0,"
+                    " tasks: [{id: r, type: Return, format: '{{ taskrun.value }}'}]}\n"
+                )
+            group.cancel_scope.cancel()
+        assert blocker.info.transaction_status.name == "INTRANS"  # held all along
+        await blocker.rollback()
+    assert execution.state.current is State.SUCCESS
+    assert len(execution.task_run_list) == 5

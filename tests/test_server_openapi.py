@@ -18,7 +18,7 @@ from schemathesis.checks import (
 from starlette.routing import Route
 
 from runtime.server._openapi import openapi_document
-from runtime.server.app import all_routes
+from runtime.server.app import api_routes
 from tests.server_process import ServerProcess, running_server
 
 FLOW = """
@@ -51,7 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def test_the_document_lists_exactly_the_routes() -> None:
     served = {
         (method.lower(), route.path)
-        for route in all_routes()
+        for route in api_routes()
         if isinstance(route, Route)
         for method in route.methods or ()
         if method != "HEAD"

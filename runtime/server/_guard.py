@@ -9,13 +9,16 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.server._http import ApiError, error_response
+from runtime.server._session import COOKIE, CSRF_HEADER, SessionKeys, cookie_of
 
 TOKEN_FILE = "api-token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Credentials:
@@ -24,6 +27,21 @@ class Credentials:
     def __init__(self, tokens: Sequence[str], basic: Sequence[str]) -> None:
         self._tokens = [t.encode() for t in tokens]
         self._basic = [b.encode() for b in basic]
+        self.sessions = SessionKeys([*self._tokens, *self._basic])
+        """Signs the web UI's session cookies (a key derived from these secrets)."""
+
+    @property
+    def has_basic(self) -> bool:
+        """Whether user:password pairs are accepted (the UI's login form asks for them)."""
+        return bool(self._basic)
+
+    def accepts_token(self, token: str) -> bool:
+        """Whether ``token`` is one of the bearer tokens."""
+        return bool(token) and _any_equal(token.encode(), self._tokens)
+
+    def accepts_password(self, user: str, password: str) -> bool:
+        """Whether ``user``/``password`` is one of the basic-auth pairs."""
+        return bool(user) and _any_equal(f"{user}:{password}".encode(), self._basic)
 
     def accepts(self, authorization: str | None) -> bool:
         """Whether an ``Authorization`` header value carries a known secret."""
@@ -78,6 +96,11 @@ class AuthMiddleware:
     """Answers 401 unless the request carries credentials, except on routes whose endpoint
     is marked public (``/health``) or authenticates by its own URL key (webhooks).
 
+    Credentials are an ``Authorization`` header, or the web UI's session cookie; a request
+    authenticated by the cookie that changes something must also carry the session's
+    anti-forgery token. A web UI page asked for without credentials redirects to the
+    login page instead of answering 401.
+
     The route is found the way the router will find it, on the decoded path; anything that
     matches no route needs credentials too, so probing unknown paths tells nothing.
     """
@@ -107,6 +130,23 @@ class AuthMiddleware:
                 authorization = value.decode("latin-1")
                 break
         if not self.credentials.accepts(authorization):
+            cookie = cookie_of(scope.get("headers", []), COOKIE)
+            sessions = self.credentials.sessions
+            if authorization is None and sessions.valid(cookie):
+                assert cookie is not None
+                if scope["method"] not in _SAFE_METHODS and not sessions.csrf_valid(
+                    cookie, _header(scope, CSRF_HEADER.encode())
+                ):
+                    error = ApiError(403, "missing or wrong anti-forgery token (reload the page)")
+                    await error_response(error)(scope, receive, send)
+                    return
+                scope.setdefault("state", {})["authenticated"] = True
+                scope["state"]["session"] = cookie
+                await self.app(scope, receive, send)
+                return
+            if getattr(endpoint, "ui_page", False) and scope["method"] == "GET":
+                await _to_login(scope, send)
+                return
             error = ApiError(
                 401,
                 "authentication required: send Authorization: Bearer <token>",
@@ -116,6 +156,29 @@ class AuthMiddleware:
             return
         scope.setdefault("state", {})["authenticated"] = True
         await self.app(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _to_login(scope: Scope, send: Send) -> None:
+    """Send a browser that has no session to the login page, back here afterwards."""
+    target = scope.get("root_path", "") + scope["path"]
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    location = "/ui/login?next=" + quote(target, safe="")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 303,
+            "headers": [(b"location", location.encode()), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
 
 
 class _TooLargeError(Exception):

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime._version import __version__
-from runtime.server import _executions, _flows, _observability
+from runtime.server import _executions, _flows, _observability, ui
 from runtime.server._errors import ErrorMiddleware, http_exception_handler
 from runtime.server._guard import AuthMiddleware, BodyLimitMiddleware, Credentials
 from runtime.server._http import json_response, public
@@ -43,8 +43,8 @@ async def openapi(request: Request) -> Response:
     return json_response(openapi_document())
 
 
-def all_routes() -> list[BaseRoute]:
-    """Every route the server answers."""
+def api_routes() -> list[BaseRoute]:
+    """The routes of the API (what the OpenAPI document describes)."""
     return [
         Route("/health", health, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
@@ -53,6 +53,11 @@ def all_routes() -> list[BaseRoute]:
         *_flows.routes(),
         *_observability.routes(),
     ]
+
+
+def all_routes() -> list[BaseRoute]:
+    """Every route the server answers: the API and the web UI's pages."""
+    return [*api_routes(), *ui.routes()]
 
 
 class RequestLogMiddleware:
@@ -119,4 +124,5 @@ def create_app(state: ServerState, credentials: Credentials | None) -> Starlette
     )
     app.router.redirect_slashes = False  # "/health/" is not "/health"
     app.state.tiercel = state
+    app.state.credentials = credentials
     return app

@@ -1,0 +1,247 @@
+"""The Execution page: overview, Gantt, topology, logs, outputs and metrics, live."""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, get_args
+
+import anyio
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from runtime.engine import AnyEvent, Execution, State, TaskRun
+from runtime.engine._evaluate import MAX_EXPRESSION_CHARS, evaluate_in_execution
+from runtime.expressions import ExpressionError
+from runtime.model import Flow
+from runtime.model._common import enc_hook
+from runtime.server._executions import _execution_file
+from runtime.server._http import ApiError
+from runtime.server._state import ServerState, state_of
+from runtime.server.ui._forms import Field, fields_of
+from runtime.server.ui._gantt import gantt
+from runtime.server.ui._outputs import OutputNode, output_tree, preview_file
+from runtime.server.ui._pages import flow_of, load_execution, ui_page
+from runtime.server.ui._render import ACTIVE_STATES, is_fragment, render
+from runtime.server.ui._topology import topology
+from runtime.server.ui._tree import loop_values, task_run_tree
+from runtime.store._base import LEVELS
+from runtime.tasks.core.flow import Pause
+
+EVENT_NAMES = [kind.__name__ for kind in get_args(AnyEvent)]
+"""The ``event:`` names of the follow stream (the page listens to each)."""
+TABS = ("overview", "gantt", "topology", "logs", "outputs", "metrics")
+MAX_LOG_LINES = 5000
+"""Log lines a page shows at once (the download has them all)."""
+
+
+@dataclass(frozen=True)
+class PausedTask:
+    """A Pause task run waiting to be resumed, with the form its ``onResume`` asks for."""
+
+    task_run: TaskRun
+    fields: list[Field]
+
+
+@dataclass(frozen=True)
+class HistoryStep:
+    """A state the execution went through, when, and for how long."""
+
+    state: str
+    date: datetime
+    seconds: float | None
+
+
+def last_seq(state: ServerState, execution_id: str) -> int:
+    """The sequence number of the execution's latest event known here (live updates
+    follow from there)."""
+    channel = state.runtime._channels.get(execution_id)
+    if channel is None or not channel.events:
+        return 0
+    return channel.events[-1].seq
+
+
+def _history(execution: Execution, now: datetime) -> list[HistoryStep]:
+    steps = execution.state.histories
+    result = []
+    for index, entry in enumerate(steps):
+        following = steps[index + 1].date if index + 1 < len(steps) else None
+        if following is None and not entry.state.terminal:
+            following = now
+        seconds = (following - entry.date).total_seconds() if following else None
+        result.append(HistoryStep(entry.state.value, entry.date, seconds))
+    return result
+
+
+def _paused_tasks(flow: Flow | None, execution: Execution) -> list[PausedTask]:
+    if flow is None or execution.state.current is not State.PAUSED:
+        return []
+    found = []
+    for task_run in execution.task_run_list:
+        if task_run.state.current is not State.PAUSED:
+            continue
+        task = flow.find_task(task_run.task_id)
+        inputs = task.on_resume if isinstance(task, Pause) else []
+        found.append(PausedTask(task_run, fields_of(inputs)))
+    return found
+
+
+def _children(execution: Execution) -> list[tuple[str, str]]:
+    """Subflow executions started by this one: (task id, execution id)."""
+    return [
+        (t.task_id, str(t.outputs["executionId"]))
+        for t in execution.task_run_list
+        if t.outputs and isinstance(t.outputs.get("executionId"), str)
+    ]
+
+
+def _plain(value: Any) -> Any:
+    return msgspec.to_builtins(value, enc_hook=enc_hook)
+
+
+async def _context(request: Request, tab: str) -> dict[str, Any]:
+    state = state_of(request)
+    execution_id = request.path_params["executionId"]
+    execution = await load_execution(state, execution_id)
+    await state.runtime.lookup(execution_id)
+    flow = await flow_of(state, execution)
+    now = datetime.now(UTC)
+    by_id = {t.id: t for t in execution.task_run_list}
+    context: dict[str, Any] = {
+        "execution": execution,
+        "flow": flow,
+        "tab": tab,
+        "tabs": TABS,
+        "nav": "executions",
+        "seq": last_seq(state, execution_id),
+        "active": execution.state.current in ACTIVE_STATES,
+        "paused": _paused_tasks(flow, execution),
+        "restartable": execution.state.current.terminal
+        and execution.state.current is not State.SUCCESS,
+        "task_runs": task_run_tree(execution.task_run_list),
+        "loop_values": lambda t: loop_values(t, by_id),
+        "event_names": EVENT_NAMES,
+    }
+    if tab == "overview":
+        context["history"] = _history(execution, now)
+        context["children"] = _children(execution)
+        context["inputs"] = output_tree("inputs", _plain(execution.inputs)).children
+        context["outputs"] = output_tree("outputs", _plain(execution.outputs or {})).children
+    elif tab == "gantt":
+        context["gantt"] = gantt(execution, now)
+    elif tab == "topology":
+        context["topology"] = topology(flow, execution) if flow is not None else None
+    elif tab == "logs":
+        context.update(await _logs_context(request, state, execution))
+    elif tab == "outputs":
+        trees: list[tuple[TaskRun, list[OutputNode]]] = []
+        for task_run, _ in context["task_runs"]:
+            if task_run.outputs:
+                trees.append((task_run, output_tree("", _plain(task_run.outputs)).children))
+        context["output_trees"] = trees
+    elif tab == "metrics":
+        context["metric_rows"] = [
+            (task_run, number, metric)
+            for task_run, _ in context["task_runs"]
+            for number, attempt in enumerate(task_run.attempts or (), start=1)
+            for metric in attempt.metrics
+        ]
+    return context
+
+
+async def _logs_context(
+    request: Request, state: ServerState, execution: Execution
+) -> dict[str, Any]:
+    level = (request.query_params.get("level") or "INFO").upper()
+    if level not in LEVELS:
+        raise ApiError(400, f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+    task_id = request.query_params.get("taskId") or None
+    entries = await state.runtime.store.logs(execution.id, min_level=level)
+    if task_id:
+        entries = [e for e in entries if e.task_id == task_id]
+    hidden = max(0, len(entries) - MAX_LOG_LINES)
+    task_ids = sorted({t.task_id for t in execution.task_run_list})
+    return {
+        "logs": entries[hidden:],
+        "hidden_logs": hidden,
+        "level": level,
+        "levels": LEVELS,
+        "task_id": task_id or "",
+        "task_ids": task_ids,
+    }
+
+
+def _tab_of(request: Request) -> str:
+    tab = request.path_params.get("tab", "overview")
+    if tab not in TABS:
+        raise ApiError(404, f"no tab {tab!r}; the tabs are {', '.join(TABS)}")
+    return str(tab)
+
+
+@ui_page
+async def execution_page(request: Request) -> Response:
+    """The page of one execution, on one of its tabs (the tab alone for a live refresh)."""
+    tab = _tab_of(request)
+    context = await _context(request, tab)
+    if is_fragment(request):
+        return render(request, "_execution_live.html", context)
+    return render(request, "execution.html", context)
+
+
+@ui_page
+async def file_preview(request: Request) -> Response:
+    """The first lines of a file of the execution (text, JSON, CSV as a table)."""
+    state = state_of(request)
+    execution = await load_execution(state, request.path_params["executionId"])
+    uri = request.query_params.get("path") or ""
+    path = _execution_file(state, execution, uri)
+    preview = await anyio.to_thread.run_sync(preview_file, path)
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return render(
+        request,
+        "_file_preview.html",
+        {"execution": execution, "uri": uri, "preview": preview, "media_type": media_type},
+    )
+
+
+async def evaluate(request: Request) -> Response:
+    """The value of an expression in this execution (the expression box of Outputs)."""
+    state = state_of(request)
+    execution = await load_execution(state, request.path_params["executionId"])
+    async with request.form(max_files=0, max_fields=5) as form:
+        expression = str(form.get("expression") or "")
+        task_run_id = str(form.get("taskRunId") or "") or None
+    result: Any = None
+    error = None
+    flow = await flow_of(state, execution)
+    if flow is None:
+        error = f"flow {execution.namespace}.{execution.flow_id} is gone: nothing to evaluate in"
+    elif not expression.strip():
+        error = "write an expression, such as {{ outputs.first.value }}"
+    elif len(expression) > MAX_EXPRESSION_CHARS:
+        error = f"the expression is over {MAX_EXPRESSION_CHARS} characters"
+    else:
+        try:
+            # In the event loop, not a thread: the document may be changing (the engine's
+            # own limits bound the time an expression takes).
+            result = evaluate_in_execution(
+                state.runtime.expressions,
+                state.runtime.clock,
+                state.runtime.data_dir,
+                flow,
+                execution,
+                expression,
+                envs=state.runtime.services.envs,
+                task_run_id=task_run_id,
+            )
+        except ExpressionError as exc:
+            error = str(exc)
+        except KeyError:
+            error = f"no task run {task_run_id!r} in this execution"
+    return render(
+        request,
+        "_eval_result.html",
+        {"expression": expression, "result": _plain(result), "error": error},
+    )

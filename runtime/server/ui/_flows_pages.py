@@ -156,7 +156,13 @@ async def validate_source(request: Request) -> Response:
     return render(
         request,
         "_flow_problems.html",
-        {"flow": flow, "problems": problems, "lines": annotate(source, problems), "saved": None},
+        {
+            "flow": flow,
+            "problems": problems,
+            "lines": annotate(source, problems),
+            "saved": None,
+            "saving": False,
+        },
     )
 
 
@@ -188,9 +194,15 @@ async def save_source(request: Request) -> Response:
     response = render(
         request,
         "_flow_problems.html",
-        {"flow": flow, "problems": problems, "lines": annotate(source, problems), "saved": saved},
+        {
+            "flow": flow,
+            "problems": problems,
+            "lines": annotate(source, problems),
+            "saved": saved,
+            "saving": True,
+        },
         status=200 if saved is not None or is_fragment(request) else 422,
     )
-    if saved is not None:
+    if saved is not None and not expected:  # a new flow: go to its own page
         response.headers["HX-Redirect"] = f"/ui/flows/{saved.namespace}/{saved.id}/editor"
     return response

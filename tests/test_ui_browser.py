@@ -96,7 +96,21 @@ tasks:
     type: io.kestra.plugin.scripts.shell.Commands
     commands:
       - echo started
+      - sleep 2
+      - echo still going
       - sleep 300
+"""
+
+BROKEN = """
+id: broken
+namespace: ui.other
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.debug.Return
+    format: one
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+    errorMessage: on purpose
 """
 
 
@@ -105,7 +119,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("ui")
     flows = root / "flows"
     flows.mkdir()
-    for name, text in (("orders", ORDERS), ("approval", APPROVAL), ("slow", SLOW)):
+    flows_by_name = {"orders": ORDERS, "approval": APPROVAL, "slow": SLOW, "broken": BROKEN}
+    for name, text in flows_by_name.items():
         (flows / f"{name}.yaml").write_text(text)
     with running_server(root / "data", "--flows", str(flows)) as started:
         yield started
@@ -139,6 +154,16 @@ def shoot(page: Page, name: str) -> None:
     """Save a screenshot of the whole page."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def mark_page(page: Page) -> None:
+    """Mark the loaded document: a later :func:`same_page` fails if it was reloaded."""
+    page.evaluate("window.tiercelTestMark = true")
+
+
+def same_page(page: Page) -> bool:
+    """Whether the document marked by :func:`mark_page` is still the one shown."""
+    return bool(page.evaluate("window.tiercelTestMark === true"))
 
 
 def start_from_api(server: ServerProcess, namespace: str, flow: str, **inputs: object) -> str:
@@ -205,6 +230,7 @@ def test_start_a_flow_from_its_form_and_follow_it_to_its_outputs_and_metrics(
 
     page.get_by_role("link", name="Gantt").click()
     expect(page).to_have_url(re.compile(r"/gantt$"))
+    mark_page(page)
     rows = page.locator(".gantt .g-row[data-task-run]")
     # While the script sleeps, the Gantt already shows the task runs that ran, and the
     # script's bar is running; it fills in live (no reload) until every row succeeded.
@@ -219,7 +245,14 @@ def test_start_a_flow_from_its_form_and_follow_it_to_its_outputs_and_metrics(
     expect(page.locator(".g-row[data-task='item'] [data-loop-value]")).to_have_text(["[a]", "[b]"])
     for state in rows.evaluate_all("rows => rows.map(r => r.dataset.state)"):
         assert state == "SUCCESS"
+    assert same_page(page), "the Gantt was reloaded instead of updated in place"
     shoot(page, "gantt-done")
+    for width, height, name in ((1280, 720, "gantt-laptop"), (1920, 1080, "gantt-wide")):
+        page.set_viewport_size({"width": width, "height": height})
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{overflow}px of horizontal scrolling at {width}px"
+        shoot(page, name)
+    page.set_viewport_size({"width": 1440, "height": 900})
 
     page.get_by_role("link", name="Overview").click()
     expect(page.locator("[data-history] .state")).to_have_text(["CREATED", "RUNNING", "SUCCESS"])
@@ -317,8 +350,11 @@ def test_resume_a_paused_execution_from_the_form_of_its_inputs(
 def test_kill_a_running_execution_from_its_page(page: Page, server: ServerProcess) -> None:
     execution_id = start_from_api(server, "ui.other", "slow")
     page.goto(f"{server.url}/ui/executions/{execution_id}/logs")
-    # Log lines arrive live while it runs.
+    mark_page(page)
+    # Log lines arrive live while it runs (the second one two seconds after the first).
     expect(page.locator("#log-lines")).to_contain_text("started")
+    expect(page.locator("#log-lines")).to_contain_text("still going")
+    assert same_page(page)
     expect(page.locator("header[data-execution-state]")).to_have_attribute(
         "data-execution-state", "RUNNING"
     )
@@ -393,3 +429,32 @@ def test_the_flow_editor_creates_a_flow_shows_problems_at_their_line_and_saves_a
     with server.client() as client:
         revisions = client.get("/api/v1/flows/ui.test/edited/revisions").json()
     assert [r["revision"] for r in revisions] == [1, 2]
+
+
+def test_restart_a_failed_execution_and_replay_from_a_chosen_task_run(
+    page: Page, server: ServerProcess
+) -> None:
+    execution_id = start_from_api(server, "ui.other", "broken")
+    page.goto(f"{server.url}/ui/executions/{execution_id}")
+    header = page.locator("header[data-execution-state]")
+    expect(header).to_have_attribute("data-execution-state", "FAILED")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Restart").click()
+    expect(page.locator("[data-history]")).to_contain_text("RESTARTED")
+    expect(header).to_have_attribute("data-execution-state", "FAILED")
+    with server.client() as client:
+        document = client.get(f"/api/v1/executions/{execution_id}").json()
+    boom = next(t for t in document["taskRunList"] if t["taskId"] == "boom")
+    assert len(boom["attempts"]) == 2
+    shoot(page, "restarted")
+
+    first = next(t for t in document["taskRunList"] if t["taskId"] == "first")
+    page.select_option("#replay-from", first["id"])
+    page.get_by_role("button", name="Replay").click()
+    expect(page).not_to_have_url(re.compile(execution_id))
+    replay_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("dl.kv")).to_contain_text(f"Replay of{execution_id}")
+    with server.client() as client:
+        replayed = client.get(f"/api/v1/executions/{replay_id}").json()
+    assert replayed["originalId"] == execution_id
+    shoot(page, "replayed")

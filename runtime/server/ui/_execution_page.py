@@ -35,6 +35,10 @@ EVENT_NAMES = [kind.__name__ for kind in get_args(AnyEvent)]
 TABS = ("overview", "gantt", "topology", "logs", "outputs", "metrics")
 MAX_LOG_LINES = 5000
 """Log lines a page shows at once (the download has them all)."""
+MAX_REPLAY_CHOICES = 1000
+"""Task runs offered in the "replay from" list (the API replays from any)."""
+OUTPUTS_PER_PAGE = 200
+"""Task runs whose outputs one page of the Outputs tab shows."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ async def _context(request: Request, tab: str) -> dict[str, Any]:
     flow = await flow_of(state, execution)
     now = datetime.now(UTC)
     by_id = {t.id: t for t in execution.task_run_list}
+    task_runs = task_run_tree(execution.task_run_list)
     context: dict[str, Any] = {
         "execution": execution,
         "flow": flow,
@@ -120,7 +125,8 @@ async def _context(request: Request, tab: str) -> dict[str, Any]:
         "paused": _paused_tasks(flow, execution),
         "restartable": execution.state.current.terminal
         and execution.state.current is not State.SUCCESS,
-        "task_runs": task_run_tree(execution.task_run_list),
+        "task_runs": task_runs,
+        "replay_choices": task_runs[:MAX_REPLAY_CHOICES],
         "loop_values": lambda t: loop_values(t, by_id),
         "event_names": EVENT_NAMES,
     }
@@ -136,11 +142,15 @@ async def _context(request: Request, tab: str) -> dict[str, Any]:
     elif tab == "logs":
         context.update(await _logs_context(request, state, execution))
     elif tab == "outputs":
-        trees: list[tuple[TaskRun, list[OutputNode]]] = []
-        for task_run, _ in context["task_runs"]:
-            if task_run.outputs:
-                trees.append((task_run, output_tree("", _plain(task_run.outputs)).children))
+        with_outputs = [t for t, _ in task_runs if t.outputs]
+        pages = max(1, -(-len(with_outputs) // OUTPUTS_PER_PAGE))
+        page = min(max(1, _int_param(request, "page", 1)), pages)
+        chosen = with_outputs[(page - 1) * OUTPUTS_PER_PAGE : page * OUTPUTS_PER_PAGE]
+        trees: list[tuple[TaskRun, list[OutputNode]]] = [
+            (t, output_tree("", _plain(t.outputs)).children) for t in chosen
+        ]
         context["output_trees"] = trees
+        context["outputs_page"] = (page, pages, len(with_outputs))
     elif tab == "metrics":
         context["metric_rows"] = [
             (task_run, number, metric)
@@ -171,6 +181,11 @@ async def _logs_context(
         "task_id": task_id or "",
         "task_ids": task_ids,
     }
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name) or ""
+    return int(raw) if raw.isdigit() else default
 
 
 def _tab_of(request: Request) -> str:

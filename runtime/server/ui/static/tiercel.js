@@ -150,6 +150,7 @@
   // -- the execution page: live while something may still happen ------------------------
   let refreshTimer = null;
   let lastRefresh = 0;
+  let refreshCost = 0; // how long the last refresh took: a large execution refreshes less often
   let source = null;
   let ticker = null;
 
@@ -158,12 +159,14 @@
     if (!live) return;
     const run = () => {
       refreshTimer = null;
-      lastRefresh = Date.now();
-      htmx.ajax("GET", live.dataset.refresh, { target: "#live", swap: "innerHTML" });
+      const started = Date.now();
+      lastRefresh = started;
+      htmx.ajax("GET", live.dataset.refresh, { target: "#live", swap: "innerHTML" })
+        .then(() => { refreshCost = Date.now() - started; });
     };
     if (now) { run(); return; }
     if (refreshTimer) return;
-    const wait = Math.max(150, 500 - (Date.now() - lastRefresh));
+    const wait = Math.max(150, Math.max(500, 3 * refreshCost) - (Date.now() - lastRefresh));
     refreshTimer = setTimeout(run, wait);
   }
 

@@ -294,6 +294,29 @@ def test_restart_replay_state_change_and_status_change(api: httpx.Client) -> Non
     assert bad_body.status_code == 422
 
 
+def test_evaluate_an_expression_in_an_execution_or_one_of_its_task_runs(
+    api: httpx.Client,
+) -> None:
+    execution = start(api, "hello", {"who": "eval"}, wait="true")
+    url = f"/api/v1/executions/{execution['id']}/eval"
+    greet = next(t for t in execution["taskRunList"] if t["taskId"] == "greet")
+    typed = api.post(url, content="{{ inputs.times + 1 }}")
+    assert typed.json() == {"result": 2, "error": None}
+    text = api.post(url, content="{{ outputs.greet.value | upper }}!")
+    assert text.json() == {"result": "HELLO EVAL X1!", "error": None}
+    in_task_run = api.post(f"{url}/{greet['id']}", content="{{ task.id }} {{ taskrun.id }}")
+    assert in_task_run.json()["result"] == f"greet {greet['id']}"
+    missing = api.post(url, content="{{ taskrun.id }}")
+    assert missing.status_code == 200
+    assert missing.json()["result"] is None
+    assert "Unable to find `taskrun`" in missing.json()["error"]
+    escape = api.post(url, content="{{ ''.__class__.__mro__ }}").json()
+    assert escape["result"] is None
+    assert escape["error"]
+    assert api.post(f"{url}/no-such-run", content="{{ 1 }}").status_code == 404
+    assert api.post("/api/v1/executions/nope/eval", content="{{ 1 }}").status_code == 404
+
+
 def test_delete_an_execution(api: httpx.Client) -> None:
     execution = start(api, "hello", wait="true")
     assert api.delete(f"/api/v1/executions/{execution['id']}").status_code == 204

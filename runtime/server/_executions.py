@@ -394,6 +394,64 @@ async def get_file_metas(request: Request) -> Response:
     )
 
 
+# -- expressions -----------------------------------------------------------------------
+
+
+class EvalResult(msgspec.Struct):
+    """The value of an expression, or why it has none."""
+
+    result: Any
+    error: str | None
+
+
+async def evaluation(
+    state: ServerState, execution: Execution, expression: str, task_run_id: str | None
+) -> EvalResult:
+    """The value of ``expression`` in ``execution`` (in a task run's context when given),
+    rendered as the engine renders task properties; what goes wrong is the ``error``."""
+    from runtime.engine._evaluate import MAX_EXPRESSION_CHARS, evaluate_in_execution
+    from runtime.expressions import ExpressionError
+
+    runtime = state.runtime
+    if not expression.strip():
+        return EvalResult(None, "write an expression, such as {{ outputs.first.value }}")
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        return EvalResult(None, f"the expression is over {MAX_EXPRESSION_CHARS} characters")
+    if task_run_id is not None and all(t.id != task_run_id for t in execution.task_run_list):
+        return EvalResult(None, f"no task run {task_run_id!r} in this execution")
+    flow = await runtime._flow_for(execution.namespace, execution.flow_id, execution.flow_revision)
+    if flow is None:
+        return EvalResult(None, f"flow {execution.namespace}.{execution.flow_id} is gone")
+    try:
+        # In the event loop, not a thread: the document may be changing (the engine's
+        # own limits bound the time an expression takes).
+        value = evaluate_in_execution(
+            runtime.expressions,
+            runtime.clock,
+            runtime.data_dir,
+            flow,
+            execution,
+            expression,
+            envs=runtime.services.envs,
+            task_run_id=task_run_id,
+        )
+    except ExpressionError as exc:
+        return EvalResult(None, str(exc))
+    return EvalResult(value, None)
+
+
+async def evaluate_expression(request: Request) -> Response:
+    """The value of the expression in the body, in this execution (in the context of the
+    task run ``taskRunId`` when given)."""
+    state = state_of(request)
+    execution = await _load(state, request.path_params["executionId"])
+    task_run_id = request.path_params.get("taskRunId")
+    if task_run_id is not None and all(t.id != task_run_id for t in execution.task_run_list):
+        raise ApiError(404, f"no task run {task_run_id!r} in execution {execution.id}")
+    expression = (await request.body()).decode("utf-8", errors="replace")
+    return json_response(await evaluation(state, execution, expression, task_run_id))
+
+
 # -- webhooks --------------------------------------------------------------------------
 
 
@@ -484,6 +542,8 @@ def routes() -> list[Route]:
         Route(item + "/replay", replay_execution, methods=["POST"]),
         Route(item + "/state", set_task_run_state, methods=["POST"]),
         Route(item + "/change-status", change_status, methods=["POST"]),
+        Route(item + "/eval/{taskRunId}", evaluate_expression, methods=["POST"]),
+        Route(item + "/eval", evaluate_expression, methods=["POST"]),
         Route(item + "/file/metas", get_file_metas, methods=["GET"]),
         Route(item + "/file", get_file, methods=["GET"]),
         Route(item, get_execution, methods=["GET"]),

@@ -63,6 +63,20 @@ _YAML_BODY = {
     "required": True,
     "content": {"application/x-yaml": {"schema": {"type": "string"}}},
 }
+_TEXT_BODY = {
+    "required": True,
+    "content": {"text/plain": {"schema": {"type": "string", "maxLength": 10000}}},
+}
+_EVAL = {
+    "description": "The value (``result``), or why it has none (``error``)",
+    "content": _json(
+        {
+            "type": "object",
+            "required": ["result", "error"],
+            "properties": {"result": {}, "error": {"type": ["string", "null"]}},
+        }
+    ),
+}
 _SSE = {"description": "Server-sent events", "content": {"text/event-stream": {"schema": {}}}}
 
 
@@ -282,6 +296,28 @@ def _operations() -> dict[str, dict[str, Any]]:
                 {"200": _EXECUTION},
                 errors=("404", "409"),
                 operation_id="changeExecutionStatus",
+            )
+        },
+        item + "/eval/{taskRunId}": {
+            "post": _op(
+                "Evaluate an expression in the context of a task run of the execution",
+                "Executions",
+                [_EXECUTION_ID, ("taskRunId", "path", {"type": "string"}, True)],
+                {"200": _EVAL},
+                body=_TEXT_BODY,
+                errors=("404",),
+                operation_id="evalTaskRunExpression",
+            )
+        },
+        item + "/eval": {
+            "post": _op(
+                "Evaluate an expression in the context of the execution",
+                "Executions",
+                [_EXECUTION_ID],
+                {"200": _EVAL},
+                body=_TEXT_BODY,
+                errors=("404",),
+                operation_id="evalExpression",
             )
         },
         item + "/file/metas": {

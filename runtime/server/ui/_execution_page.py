@@ -13,11 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from runtime.engine import AnyEvent, Execution, State, TaskRun
-from runtime.engine._evaluate import MAX_EXPRESSION_CHARS, evaluate_in_execution
-from runtime.expressions import ExpressionError
 from runtime.model import Flow
 from runtime.model._common import enc_hook
-from runtime.server._executions import _execution_file
+from runtime.server._executions import _execution_file, evaluation
 from runtime.server._http import ApiError
 from runtime.server._state import ServerState, state_of
 from runtime.server.ui._forms import Field, fields_of
@@ -228,35 +226,9 @@ async def evaluate(request: Request) -> Response:
     async with request.form(max_files=0, max_fields=5) as form:
         expression = str(form.get("expression") or "")
         task_run_id = str(form.get("taskRunId") or "") or None
-    result: Any = None
-    error = None
-    flow = await flow_of(state, execution)
-    if flow is None:
-        error = f"flow {execution.namespace}.{execution.flow_id} is gone: nothing to evaluate in"
-    elif not expression.strip():
-        error = "write an expression, such as {{ outputs.first.value }}"
-    elif len(expression) > MAX_EXPRESSION_CHARS:
-        error = f"the expression is over {MAX_EXPRESSION_CHARS} characters"
-    else:
-        try:
-            # In the event loop, not a thread: the document may be changing (the engine's
-            # own limits bound the time an expression takes).
-            result = evaluate_in_execution(
-                state.runtime.expressions,
-                state.runtime.clock,
-                state.runtime.data_dir,
-                flow,
-                execution,
-                expression,
-                envs=state.runtime.services.envs,
-                task_run_id=task_run_id,
-            )
-        except ExpressionError as exc:
-            error = str(exc)
-        except KeyError:
-            error = f"no task run {task_run_id!r} in this execution"
+    found = await evaluation(state, execution, expression, task_run_id)
     return render(
         request,
         "_eval_result.html",
-        {"expression": expression, "result": _plain(result), "error": error},
+        {"expression": expression, "result": _plain(found.result), "error": found.error},
     )

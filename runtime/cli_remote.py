@@ -75,6 +75,7 @@ def server(
         freeze_startup()  # what start-up made is never garbage: out of the collector's way
         if where.startswith("http"):
             click.echo(f"Tiercel listening on {where}", err=True)
+            click.echo(f"Web UI: {where}/ui", err=True)
         else:
             click.echo(f"Tiercel running: {where}", err=True)
 

@@ -171,6 +171,12 @@ def test_a_cluster_survives_losing_a_worker_and_an_executor(tmp_path: Path, pg_u
                 return None
 
             finished: dict[str, dict[str, Any]] = wait_until(all_done, 90, "every execution to end")
+            # The API node's web UI shows executions that ran on other nodes.
+            gantt = client.get(f"/ui/executions/{ids[0]}/gantt")
+            assert gantt.status_code == 200
+            assert gantt.text.count('data-task="step"') == 3
+            listed = client.get("/ui/executions/table", params={"namespace": "cluster"})
+            assert all(f'data-execution="{i}"' in listed.text for i in ids[:3])
         survivor = next(e for e in executors if e.process.pid != victim_executor)
         assert "execution taken over" in survivor.log  # it took the dead one's executions
         swept = "attempts lost: their workers stopped heartbeating"

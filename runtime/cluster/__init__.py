@@ -10,10 +10,13 @@ processes on any number of machines, coordinated by one PostgreSQL database.
   :mod:`runtime.cluster._worker`).
 - Commands (kill, pause, resume, restart...) to executions running elsewhere are rows the
   owner answers (:mod:`runtime.cluster._commands`).
+- Flow concurrency limits: a slot row per running execution and a queue of QUEUED ones
+  per flow, changed one transaction at a time per flow (:mod:`runtime.cluster._concurrency`).
 - LISTEN/NOTIFY only wakes pollers early; correctness comes from polling.
 """
 
 from runtime.cluster._commands import Commands, NoAnswerError
+from runtime.cluster._concurrency import ClusterConcurrency
 from runtime.cluster._db import ClusterError, open_pool
 from runtime.cluster._executor import ClusterPlacement, Executor
 from runtime.cluster._leases import Leases, Singleton
@@ -21,6 +24,7 @@ from runtime.cluster._queue import QueueAttemptRunner, sweep_expired
 from runtime.cluster._worker import Worker, node_id
 
 __all__ = (
+    "ClusterConcurrency",
     "ClusterError",
     "ClusterPlacement",
     "Commands",

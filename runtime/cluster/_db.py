@@ -96,6 +96,30 @@ MIGRATIONS: list[str] = [
     DROP INDEX task_queue_by_worker;
     DROP INDEX task_results_by_queue;
     """,
+    # 4: flow concurrency limits across the cluster: a row per flow (its limit, locked by
+    # whoever admits or releases its executions), a slot row per execution that counts as
+    # running, and the flow's queue of QUEUED executions, oldest first
+    """
+    CREATE TABLE concurrency_flows (
+        flow TEXT PRIMARY KEY,
+        max_running INTEGER NOT NULL
+    );
+    CREATE TABLE concurrency_slots (
+        execution_id TEXT PRIMARY KEY,
+        flow TEXT NOT NULL,
+        acquired_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX concurrency_slots_by_flow ON concurrency_slots (flow);
+    CREATE INDEX concurrency_slots_by_age ON concurrency_slots (acquired_at);
+    CREATE TABLE concurrency_queue (
+        id BIGSERIAL PRIMARY KEY,
+        execution_id TEXT NOT NULL UNIQUE,
+        flow TEXT NOT NULL,
+        queued_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX concurrency_queue_by_flow ON concurrency_queue (flow, id);
+    CREATE INDEX concurrency_queue_by_age ON concurrency_queue (queued_at);
+    """,
 ]
 
 _LOCK_KEY = 0x7469657263656C  # "tiercel": one advisory lock for cluster migrations

@@ -23,6 +23,7 @@ from runtime.cluster._commands import (
     RestartCommand,
     ResumeCommand,
 )
+from runtime.cluster._concurrency import CONCURRENCY_CHANNEL, ClusterConcurrency
 from runtime.cluster._leases import Leases
 from runtime.cluster._queue import QueueAttemptRunner, forget_execution, sweep_expired
 from runtime.engine import Execution, ExecutionError, ExecutionNotFoundError, Runtime, State
@@ -93,7 +94,12 @@ class ClusterPlacement:
 
 class Executor:
     """Claims executions no one owns, keeps its leases alive, gives up those it lost, and
-    answers the commands sent to its executions."""
+    answers the commands sent to its executions.
+
+    It gives its runtime the cluster's concurrency gate, so that flow concurrency limits
+    hold across every executor (see :mod:`runtime.cluster._concurrency`), and starts the
+    QUEUED executions it owns once they are given a slot.
+    """
 
     def __init__(
         self,
@@ -106,6 +112,7 @@ class Executor:
         claim_batch: int = 50,
         idle_poll: float = 0.25,
         capacity: int = 10_000,
+        reconcile_every: float = 10.0,
     ) -> None:
         self.runtime = runtime
         self.pool = pool
@@ -118,12 +125,18 @@ class Executor:
         self.claim_batch = claim_batch
         self.idle_poll = idle_poll
         self.capacity = capacity
+        self.reconcile_every = reconcile_every
+        self.concurrency = ClusterConcurrency(pool)
+        runtime.concurrency_gate = self.concurrency
         self.owned: dict[str, int] = {}
         """Executions this executor owns, with its fencing token for each."""
         self.revoked: set[str] = set()
         """Executions it gave up: the store drops what they still had pending."""
         self.owner = node
         self._wake = anyio.Event()
+        self._grant_wake = anyio.Event()
+        self._adopting: dict[str, anyio.Event] = {}
+        """Executions being taken over (claimed, their actor not yet running)."""
         self._ended: list[str] = []
         self._ended_wake = anyio.Event()
         runtime.on_execution_end(self._on_end)
@@ -145,6 +158,7 @@ class Executor:
             group.start_soon(self._sweep_loop)
             group.start_soon(self._command_loop)
             group.start_soon(self._reconcile_loop)
+            group.start_soon(self._grant_loop)
             log.info("executor started", node=self.node)
             task_status.started()
             await self._claim_loop()
@@ -156,8 +170,12 @@ class Executor:
                     await connection.set_autocommit(True)
                     await connection.execute("LISTEN tiercel_executions")
                     await connection.execute("LISTEN tiercel_commands")
-                    async for _ in connection.notifies():
-                        self._wake.set()
+                    await connection.execute(f"LISTEN {CONCURRENCY_CHANNEL}")
+                    async for notify in connection.notifies():
+                        if notify.channel == CONCURRENCY_CHANNEL:
+                            self._grant_wake.set()
+                        else:
+                            self._wake.set()
             except Exception as exc:
                 log.debug("executor listener reconnecting", error=str(exc))
                 await anyio.sleep(1.0)
@@ -179,17 +197,34 @@ class Executor:
             for execution_id, token in claimed:
                 self.owned[execution_id] = token
                 self.revoked.discard(execution_id)
-                try:
-                    adopted = await self.runtime.adopt(execution_id)
-                except Exception:
-                    log.exception("cannot take an execution over", execution_id=execution_id)
-                    adopted = False
-                if adopted:
-                    log.info("execution taken over", execution_id=execution_id, token=token)
-                else:
+                if not await self._take_over(execution_id, token):
+                    try:  # it ended (its owner died before releasing), or cannot run
+                        await self.concurrency.release(execution_id)
+                    except Exception as exc:
+                        log.warning("could not release a concurrency slot", error=str(exc))
                     await self._release(execution_id)
             if len(claimed) < self.claim_batch:
                 await self._nap()
+
+    async def _take_over(self, execution_id: str, token: int) -> bool:
+        """Run an execution this node just came to own, rebuilt from its events; False if
+        there is nothing to run (it ended). A command for it waits until this is done."""
+        adopting = self._adopting.get(execution_id)
+        if adopting is not None:  # the other loop is at it: wait for its word
+            await adopting.wait()
+            return self.runtime.runs(execution_id)
+        done = self._adopting[execution_id] = anyio.Event()
+        try:
+            adopted = await self.runtime.adopt(execution_id)
+        except Exception:
+            log.exception("cannot take an execution over", execution_id=execution_id)
+            adopted = False
+        finally:
+            del self._adopting[execution_id]
+            done.set()
+        if adopted:
+            log.info("execution taken over", execution_id=execution_id, token=token)
+        return adopted
 
     async def _renew_loop(self) -> None:
         while True:
@@ -207,6 +242,7 @@ class Executor:
         if self.owned.pop(execution_id, None) is None:
             return
         self.revoked.add(execution_id)
+        self.concurrency.waiting.discard(execution_id)
         log.warning("lost the lease of an execution: giving it up", execution_id=execution_id)
         self.runtime.abandon(execution_id)
 
@@ -257,11 +293,34 @@ class Executor:
             except Exception as exc:
                 log.warning("sweep failed", error=str(exc))
 
+    async def _grant_loop(self) -> None:
+        """Start the QUEUED executions of this node that were given a slot (by a release
+        on any executor)."""
+        while True:
+            with anyio.move_on_after(self.idle_poll):
+                await self._grant_wake.wait()
+            self._grant_wake = anyio.Event()
+            try:
+                granted = await self.concurrency.granted()
+            except Exception as exc:  # the database may be away: try again
+                log.warning("could not read concurrency grants", error=str(exc))
+                await anyio.sleep(1.0)
+                continue
+            for execution_id in granted:
+                if self.runtime.grant(execution_id):
+                    self.concurrency.waiting.discard(execution_id)
+                    log.debug("queued execution dequeued", execution_id=execution_id)
+
     async def _reconcile_loop(self) -> None:
-        """Announce unfinished executions that have no lease (a node died between creating
+        """Release concurrency slots that executions which ended did not give back, and
+        announce unfinished executions that have no lease (a node died between creating
         one and announcing it)."""
         while True:
-            await anyio.sleep(10.0)
+            await anyio.sleep(self.reconcile_every)
+            try:
+                await self.concurrency.reconcile(self.runtime.store, self.lease_seconds)
+            except Exception as exc:
+                log.warning("concurrency reconciliation failed", error=str(exc))
             try:
                 unfinished = await self.runtime.store.unfinished()
                 if not unfinished:
@@ -300,6 +359,11 @@ class Executor:
                         continue
                     self.owned[execution_id] = token
                     self.revoked.discard(execution_id)
+                    # Its owner died: run it here before the command (an ended one is
+                    # answered from the store: restart, change of status).
+                    await self._take_over(execution_id, token)
+                elif execution_id in self._adopting:
+                    await self._adopting[execution_id].wait()  # claimed, not running yet
                 reply = await self._apply(execution_id, command)
                 await self.commands.reply(command_id, reply)
                 channel = self.runtime._channels.get(execution_id)

@@ -337,6 +337,8 @@ class ExecutionActor(Supervisor[object]):
                 execution = self.execution
                 if execution.state.current is State.QUEUED:
                     return  # waits for its concurrency slot (Dequeued)
+                if execution.state.current is State.CREATED and self.held_back():
+                    return
                 if execution.state.current is State.PAUSED and not any(
                     t.state.current is State.PAUSED for t in execution.task_run_list
                 ):
@@ -354,9 +356,16 @@ class ExecutionActor(Supervisor[object]):
         self.share_document()
         self.sink.publish(created)
         self.base_variables = self.make_base_variables()
+        if self.held_back():
+            return
+        self.begin()
+
+    def held_back(self) -> bool:
+        """The flow's concurrency limit left no slot (modes ``queue``, ``cancel``, ``fail``):
+        wait QUEUED for one, or end CANCELLED or FAILED without running. True if so."""
         if self.mode == "queue":
             self.set_execution_state(State.QUEUED)
-            return
+            return True
         if self.mode in ("cancel", "fail"):
             state = State.CANCELLED if self.mode == "cancel" else State.FAILED
             self.system_log("WARN", f"flow concurrency limit reached: execution {state.value}")
@@ -365,8 +374,8 @@ class ExecutionActor(Supervisor[object]):
             if self.on_end is not None:
                 self.on_end(self.execution)
             self.stop_self()
-            return
-        self.begin()
+            return True
+        return False
 
     def share_document(self) -> None:
         if self.channel is not None:
@@ -1237,6 +1246,9 @@ class ExecutionActor(Supervisor[object]):
             return CommandResult(False, f"execution is already {current.value}")
         if self.killing:
             return CommandResult(True, "already killing")
+        if current is State.QUEUED:
+            self.end(State.KILLED)  # as in Kestra: a queued execution is killed before it runs
+            return CommandResult(True)
         self.killing = True
         self.timers.clear()
         self.deferred.clear()

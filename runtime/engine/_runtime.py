@@ -17,7 +17,15 @@ from typing import Any, Protocol, Self
 import anyio
 import anyio.lowlevel
 
-from actors import Actor, ActorDeadError, ActorRef, ActorSystem, Clock, RealClock
+from actors import (
+    Actor,
+    ActorDeadError,
+    ActorRef,
+    ActorSystem,
+    ActorSystemClosedError,
+    Clock,
+    RealClock,
+)
 from runtime.engine._execution import ExecutionActor, new_id
 from runtime.engine._messages import (
     ChildExecutionEnded,
@@ -183,6 +191,42 @@ class Placement(Protocol):
         ...
 
 
+class ConcurrencyGate(Protocol):
+    """Flow ``concurrency`` limits kept outside the runtime (a cluster's database), so that
+    they hold across every runtime that shares the gate. Without one, a runtime counts its
+    own executions in memory.
+
+    A slot belongs to an execution, not to a runtime: whichever runtime runs it next (after
+    a crash or a hand-over) finds it. When a slot frees, the gate gives it to the oldest
+    queued execution of the flow; whoever owns the gate calls :meth:`Runtime.grant` on the
+    runtime that runs that execution.
+    """
+
+    async def admit(self, flow: Flow, execution_id: str) -> bool:
+        """A slot of ``flow`` for ``execution_id`` if one is free or it holds one already
+        (True). Otherwise, when the flow's behavior is QUEUE, it keeps (or takes) its place
+        in the flow's queue; False either way."""
+        ...
+
+    async def hold(self, flow: Flow, execution_id: str) -> None:
+        """Count ``execution_id`` as running whatever the limit (it runs already: taken
+        over, restarted or replayed); an execution holds one slot at most."""
+        ...
+
+    async def release(self, execution_id: str) -> None:
+        """``execution_id`` ended or is gone: free its slot or its place in the queue, and
+        give freed slots to the oldest queued executions of its flow."""
+        ...
+
+
+_HELD_BACK = {
+    ConcurrencyBehavior.QUEUE: "queue",
+    ConcurrencyBehavior.CANCEL: "cancel",
+    ConcurrencyBehavior.FAIL: "fail",
+}
+"""The mode of an execution that found its flow's concurrency limit reached."""
+
+
 class ExecutionHandle:
     """Follow and control one execution."""
 
@@ -312,7 +356,9 @@ class Runtime:
     by default). ``retain_ended`` is how many ended
     executions stay in memory (the most recent); older ones are read back from the store
     when asked for. None keeps them all. ``attempt_runner`` runs attempts of runnable
-    tasks elsewhere (a cluster's workers) instead of in this process.
+    tasks elsewhere (a cluster's workers) instead of in this process. ``concurrency_gate``
+    enforces flow concurrency limits together with other runtimes (see
+    :class:`ConcurrencyGate`).
     """
 
     def __init__(
@@ -330,6 +376,7 @@ class Runtime:
         retain_ended: int | None = 10_000,
         attempt_runner: AttemptRunner | None = None,
         placement: Placement | None = None,
+        concurrency_gate: ConcurrencyGate | None = None,
     ) -> None:
         from runtime.plugins import load_entry_points
 
@@ -361,6 +408,10 @@ class Runtime:
         self._registered: dict[tuple[str, str], Flow] = {}
         self.retain_ended = retain_ended
         self.placement = placement
+        self.concurrency_gate = concurrency_gate
+        self._gated: set[str] = set()
+        """Executions here that hold a slot of the gate or wait in its queue."""
+        self._releasing: dict[str, anyio.Event] = {}
         self._applying: set[str] = set()
         self._ended_order: OrderedDict[str, None] = OrderedDict()
         self._end_hooks: list[Callable[[Execution], None]] = []
@@ -448,7 +499,8 @@ class Runtime:
         events = await self.store.events(execution_id)
         if not events or not isinstance(events[0], ExecutionCreated):
             return False
-        if fold(events).state.current.terminal:
+        state = fold(events).state.current
+        if state.terminal:
             return False
         created = events[0]
         flow = await self._flow_for(created.namespace, created.flow_id, created.flow_revision)
@@ -459,11 +511,18 @@ class Runtime:
                 flow=f"{created.namespace}.{created.flow_id}",
             )
             return False
+        mode = "recover"
+        dequeue = False
+        if self.concurrency_gate is not None and flow.concurrency is not None:
+            mode, dequeue = await self._readmit(flow, execution_id, state)
         channel = _Channel(self.store)
         channel.events = list(events)
         channel.snapshot_seq = events[-1].seq
         self._channels[execution_id] = channel
-        if fold(events).state.current is State.QUEUED:
+        if self.concurrency_gate is not None and flow.concurrency is not None:
+            if mode == "recover":
+                self._running[flow.uid].add(execution_id)
+        elif state is State.QUEUED:
             self._queued[flow.uid].append((flow, created))
         else:
             self._running[flow.uid].add(execution_id)
@@ -472,19 +531,39 @@ class Runtime:
             self._ended(flow, done)
 
         actor = ExecutionActor(
-            flow, self.services, channel, history=events, on_end=on_end, mode="recover"
+            flow, self.services, channel, history=events, on_end=on_end, mode=mode
         )
         actor.channel = channel
         channel.ref = self._spawn_actor(actor, execution_id)
+        if dequeue:
+            channel.ref.tell_nowait(Dequeued())
         if wait:
             await channel.started.wait()
         return True
+
+    async def _readmit(self, flow: Flow, execution_id: str, state: State) -> tuple[str, bool]:
+        """The gate's word on an unfinished execution taken over: the actor's mode, and
+        whether a QUEUED one may run at once (its slot was granted, maybe to a runtime that
+        died since). One that ran already keeps its slot, or holds one again."""
+        gate = self.concurrency_gate
+        assert gate is not None
+        assert flow.concurrency is not None
+        if state is State.QUEUED or state is State.CREATED:
+            admitted = await gate.admit(flow, execution_id)
+            mode = "recover" if admitted else _HELD_BACK[flow.concurrency.behavior]
+            if admitted or mode == "queue":
+                self._gated.add(execution_id)
+            return mode, admitted and state is State.QUEUED
+        await gate.hold(flow, execution_id)
+        self._gated.add(execution_id)
+        return "recover", False
 
     def abandon(self, execution_id: str) -> None:
         """Stop running an execution here without a word (another executor owns it now):
         its actor is killed, nothing is written, its attempts on workers go on."""
         channel = self._channels.pop(execution_id, None)
         self._ended_order.pop(execution_id, None)
+        self._gated.discard(execution_id)
         if channel is None:
             return
         if channel.execution is not None:
@@ -594,6 +673,19 @@ class Runtime:
             idle = channel.ref is None or not channel.ref.is_alive
             if channel.ended.is_set() and idle and oldest not in self._watchers:
                 del self._channels[oldest]
+
+    def runs(self, execution_id: str) -> bool:
+        """Whether the execution's actor runs in this runtime now."""
+        channel = self._channels.get(execution_id)
+        return channel is not None and channel.ref is not None and channel.ref.is_alive
+
+    def last_seq(self, execution_id: str) -> int:
+        """The sequence number of the execution's latest event this runtime knows (0 if it
+        knows none): :meth:`follow` from there gives only what happens next."""
+        channel = self._channels.get(execution_id)
+        if channel is None or not channel.events:
+            return 0
+        return channel.events[-1].seq
 
     def handle(self, execution_id: str) -> ExecutionHandle:
         """The handle of an execution in memory (running, or among the recently ended).
@@ -760,7 +852,12 @@ class Runtime:
             await placement.claim_new(execution_id)
         channel = _Channel(self.store)
         self._channels[execution_id] = channel
-        self._spawn(flow, created, channel)
+        try:
+            mode = await self._admit(flow, execution_id)
+        except BaseException:
+            del self._channels[execution_id]
+            raise
+        self._spawn(flow, created, channel, mode)
         await channel.started.wait()
         await self.store.flush()  # the execution is durable before anyone hears of it
         return ExecutionHandle(self, execution_id)
@@ -804,6 +901,8 @@ class Runtime:
         )
         self._channels.pop(execution_id, None)
         self._ended_order.pop(execution_id, None)
+        if self.concurrency_gate is not None:
+            await self.concurrency_gate.release(execution_id)  # a place it may have left
         return deleted
 
     async def purge(self, older_than: timedelta) -> int:
@@ -817,18 +916,85 @@ class Runtime:
             self._ended_order.pop(execution_id, None)
         return len(gone)
 
-    def _spawn(self, flow: Flow, created: ExecutionCreated, channel: _Channel) -> None:
+    async def _admit(self, flow: Flow, execution_id: str) -> str | None:
+        """The mode of a new execution as the gate decides it (None: no gate, or no limit
+        on the flow; the runtime decides in memory)."""
+        gate = self.concurrency_gate
+        if gate is None or flow.concurrency is None:
+            return None
+        if await gate.admit(flow, execution_id):
+            self._gated.add(execution_id)
+            return "run"
+        mode = _HELD_BACK[flow.concurrency.behavior]
+        if mode == "queue":
+            self._gated.add(execution_id)
+        return mode
+
+    async def _hold(self, flow: Flow, execution_id: str) -> None:
+        """A restarted or replayed execution counts against its flow's limit in the gate."""
+        gate = self.concurrency_gate
+        if gate is None or flow.concurrency is None:
+            return
+        releasing = self._releasing.get(execution_id)
+        if releasing is not None:
+            await releasing.wait()  # its last end's release must not free this new slot
+        await gate.hold(flow, execution_id)
+        self._gated.add(execution_id)
+
+    def _release_later(self, execution_id: str) -> None:
+        """Give the gate back the slot (or the place in the queue) of an ended execution,
+        once its end is durable (a crash before that finds it running, holding its slot)."""
+        gate = self.concurrency_gate
+        assert gate is not None
+        done = self._releasing[execution_id] = anyio.Event()
+
+        async def go() -> None:
+            try:
+                await self.store.flush()
+                await gate.release(execution_id)
+            except Exception:
+                # the gate reconciles slots of ended executions on its own
+                self.system.log.exception(
+                    "could not release a concurrency slot", execution_id=execution_id
+                )
+            finally:
+                if self._releasing.get(execution_id) is done:
+                    del self._releasing[execution_id]
+                done.set()
+                self._follow_ups -= 1
+                self._changed()
+
+        try:
+            self.system.spawn(lambda: _Once(go), name=f"release:{execution_id}")
+        except ActorSystemClosedError:  # stopping: the gate reconciles it later
+            del self._releasing[execution_id]
+            return
+        self._follow_ups += 1
+
+    def grant(self, execution_id: str) -> bool:
+        """The gate gave a QUEUED execution that runs here its slot: it starts. False if it
+        does not run here (any more)."""
+        channel = self._channels.get(execution_id)
+        if channel is None or channel.ref is None or not channel.ref.is_alive:
+            return False
+        if channel.ended.is_set() or execution_id not in self._gated:
+            return False
+        execution = channel.execution
+        if execution is not None:
+            self._running[f"{execution.namespace}.{execution.flow_id}"].add(execution_id)
+        channel.ref.tell_nowait(Dequeued())
+        return True
+
+    def _spawn(
+        self, flow: Flow, created: ExecutionCreated, channel: _Channel, mode: str | None = None
+    ) -> None:
         concurrency = flow.concurrency
         running = self._running[flow.uid]
-        blocked = concurrency is not None and len(running) >= concurrency.limit
-        mode = "run"
-        if blocked:
-            assert concurrency is not None
-            mode = {
-                ConcurrencyBehavior.QUEUE: "queue",
-                ConcurrencyBehavior.CANCEL: "cancel",
-                ConcurrencyBehavior.FAIL: "fail",
-            }[concurrency.behavior]
+        gated = mode is not None
+        if mode is None:
+            mode = "run"
+            if concurrency is not None and len(running) >= concurrency.limit:
+                mode = _HELD_BACK[concurrency.behavior]
         if mode == "run":
             running.add(created.execution_id)
 
@@ -838,7 +1004,7 @@ class Runtime:
         actor = ExecutionActor(flow, self.services, channel, created, on_end=on_end, mode=mode)
         actor.channel = channel
         channel.ref = self.system.spawn(lambda: actor, name=f"execution:{created.execution_id}")
-        if mode == "queue":
+        if mode == "queue" and not gated:
             self._queued[flow.uid].append((flow, created))
 
     def _ended(self, flow: Flow, execution: Execution) -> None:
@@ -851,6 +1017,9 @@ class Runtime:
         running.discard(execution.id)
         if was_running:
             self._dequeue(flow)
+        if execution.id in self._gated:
+            self._gated.discard(execution.id)
+            self._release_later(execution.id)
         for parent_id, task_run_id in self._watchers.pop(execution.id, []):
             parent = self._channels.get(parent_id)
             if parent is not None and parent.ref is not None and parent.ref.is_alive:
@@ -880,8 +1049,8 @@ class Runtime:
         while queue and (concurrency is None or len(self._running[flow.uid]) < concurrency.limit):
             _, created = queue.popleft()
             channel = self._channels[created.execution_id]
-            if channel.ref is None or not channel.ref.is_alive:
-                continue
+            if channel.ref is None or not channel.ref.is_alive or channel.ended.is_set():
+                continue  # gone, or killed while it waited
             self._running[flow.uid].add(created.execution_id)
             channel.ref.tell_nowait(Dequeued())
 
@@ -1196,6 +1365,7 @@ class Runtime:
                 f"only a FAILED, KILLED or WARNING execution can be restarted, "
                 f"not {execution.state.current.value}"
             )
+        await self._hold(flow, execution_id)  # before it runs: its end releases the slot
         ended = channel.ended
         channel.ended = _Flag()
         self._ended_order.pop(execution_id, None)
@@ -1214,6 +1384,9 @@ class Runtime:
         await channel.started.wait()
         if actor.restart_result is None or not actor.restart_result.ok:
             self._running[flow.uid].discard(execution_id)
+            if execution_id in self._gated:
+                self._gated.discard(execution_id)
+                self._release_later(execution_id)
             channel.ended = ended
             self._remember_ended(execution_id)
             reason = actor.restart_result.message if actor.restart_result else "not restarted"
@@ -1249,6 +1422,7 @@ class Runtime:
             raise ExecutionError(
                 f"execution {execution_id} has no task run {task_run_id}"
             ) from None
+        await self._hold(flow, new_id_)
         replayed = _Channel(self.store)
         self._channels[new_id_] = replayed
         for event in history:

@@ -56,15 +56,6 @@ class HistoryStep:
     seconds: float | None
 
 
-def last_seq(state: ServerState, execution_id: str) -> int:
-    """The sequence number of the execution's latest event known here (live updates
-    follow from there)."""
-    channel = state.runtime._channels.get(execution_id)
-    if channel is None or not channel.events:
-        return 0
-    return channel.events[-1].seq
-
-
 def _history(execution: Execution, now: datetime) -> list[HistoryStep]:
     steps = execution.state.histories
     result = []
@@ -118,7 +109,7 @@ async def _context(request: Request, tab: str) -> dict[str, Any]:
         "tab": tab,
         "tabs": TABS,
         "nav": "executions",
-        "seq": last_seq(state, execution_id),
+        "seq": state.runtime.last_seq(execution_id),
         "active": execution.state.current in ACTIVE_STATES,
         "paused": _paused_tasks(flow, execution),
         "restartable": execution.state.current.terminal

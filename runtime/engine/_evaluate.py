@@ -21,7 +21,9 @@ MAX_EXPRESSION_CHARS = 10_000
 """Longest expression accepted for evaluation."""
 
 
-def _value_path(task_run: TaskRun, by_id: Mapping[str, TaskRun]) -> tuple[str, ...]:
+def value_path(task_run: TaskRun, by_id: Mapping[str, TaskRun]) -> tuple[str, ...]:
+    """The loop values on the way from the root to ``task_run`` (outermost first): where
+    its outputs sit under ``outputs.<task id>``."""
     values: list[str] = []
     current: TaskRun | None = task_run
     seen: set[str] = set()
@@ -49,7 +51,7 @@ def execution_variables_of(
     outputs = OutputsTree()
     for task_run in execution.task_run_list:
         if task_run.outputs:
-            outputs.put(task_run.task_id, _value_path(task_run, by_id), task_run.outputs)
+            outputs.put(task_run.task_id, value_path(task_run, by_id), task_run.outputs)
     variables: dict[str, Any] = {
         "flow": flow_variables(flow),
         "execution": execution_variables(execution),

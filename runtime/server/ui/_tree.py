@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from runtime.engine._evaluate import value_path
 from runtime.model._execution import TaskRun
 
 
@@ -29,14 +30,4 @@ def task_run_tree(task_runs: Sequence[TaskRun]) -> list[tuple[TaskRun, int]]:
 
 def loop_values(task_run: TaskRun, by_id: dict[str, TaskRun]) -> list[str]:
     """The loop values on the way from the root to ``task_run`` (outermost first)."""
-    values: list[str] = []
-    current: TaskRun | None = task_run
-    seen: set[str] = set()
-    while current is not None and current.id not in seen:
-        seen.add(current.id)
-        if current.value is not None:
-            values.append(current.value)
-        parent = current.parent_task_run_id
-        current = by_id.get(parent) if parent else None
-    values.reverse()
-    return values
+    return list(value_path(task_run, by_id))

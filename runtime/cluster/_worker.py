@@ -175,11 +175,11 @@ _CYCLE = (
     # log lines of running attempts, addressed to the executor waiting for each
     "WITH lines AS (INSERT INTO task_results (queue_id, execution_id, executor, kind, body) "
     "SELECT q.id, q.execution_id, q.executor, %(log)s, v.body "
-    "FROM unnest(%(line_ids)s::bigint[], %(line_bodies)s::bytea[]) WITH ORDINALITY "
+    "FROM unnest(%(line_ids)b::bigint[], %(line_bodies)b::bytea[]) WITH ORDINALITY "
     "AS v(queue_id, body, n) JOIN task_queue q ON q.id = v.queue_id ORDER BY v.n), "
     # outcomes, accepted only while the claim is still this worker's
     "done AS (UPDATE task_queue q SET state = %(done)s, outcome = v.outcome "
-    "FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(outcomes)s::bytea[]) "
+    "FROM unnest(%(ids)b::bigint[], %(claims)b::int[], %(outcomes)b::bytea[]) "
     "AS v(id, claim, outcome) "
     "WHERE q.id = v.id AND q.claim = v.claim AND q.worker = %(worker)s "
     "AND q.state = %(claimed)s RETURNING q.id, q.execution_id, q.executor, q.outcome), "

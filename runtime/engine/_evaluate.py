@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from actors import Clock
-from runtime.engine._execution import labels_variable
 from runtime.engine._hooks import ExecutionHooks
-from runtime.engine._variables import OutputsTree, execution_variables, flow_variables
+from runtime.engine._variables import OutputsTree, base_variables
 from runtime.expressions import ExpressionEngine
 from runtime.expressions._engine import has_markers
 from runtime.model import Flow
@@ -52,18 +51,7 @@ def execution_variables_of(
     for task_run in execution.task_run_list:
         if task_run.outputs:
             outputs.put(task_run.task_id, value_path(task_run, by_id), task_run.outputs)
-    variables: dict[str, Any] = {
-        "flow": flow_variables(flow),
-        "execution": execution_variables(execution),
-        "vars": flow.variables,
-        "labels": labels_variable(execution.labels),
-        "envs": dict(envs),
-        "outputs": outputs.root,
-    }
-    if execution.inputs:
-        variables["inputs"] = execution.inputs
-    if execution.trigger and execution.trigger.get("variables") is not None:
-        variables["trigger"] = execution.trigger["variables"]
+    variables = base_variables(flow, execution, envs, outputs.root)
     if task_run_id is None:
         return variables
     task_run = by_id[task_run_id]

@@ -50,8 +50,8 @@ from runtime.engine._services import EventSink, Services
 from runtime.engine._taskrun import TaskRunActor, TaskRunJob, describe_error
 from runtime.engine._variables import (
     OutputsTree,
-    execution_variables,
-    flow_variables,
+    base_variables,
+    labels_variable,
     parents_variables,
     task_run_variables,
 )
@@ -85,7 +85,7 @@ from runtime.model._events import (
     TaskRunsRemoved,
     TaskRunStateChanged,
 )
-from runtime.model._execution import Execution, Label, execution_json
+from runtime.model._execution import Execution, execution_json
 from runtime.model._fold import ExecutionFold
 from runtime.model._states import (
     EXECUTION_TRANSITIONS,
@@ -388,20 +388,7 @@ class ExecutionActor(Supervisor[object]):
         self.drain()
 
     def make_base_variables(self) -> dict[str, Any]:
-        execution = self.execution
-        variables: dict[str, Any] = {
-            "flow": flow_variables(self.flow),
-            "execution": execution_variables(execution),
-            "vars": self.flow.variables,
-            "labels": labels_variable(execution.labels),
-            "envs": dict(self.services.envs),
-            "outputs": self.outputs.root,
-        }
-        if execution.inputs:
-            variables["inputs"] = execution.inputs
-        if execution.trigger and execution.trigger.get("variables") is not None:
-            variables["trigger"] = execution.trigger["variables"]
-        return variables
+        return base_variables(self.flow, self.execution, self.services.envs, self.outputs.root)
 
     def start_root(self) -> None:
         flow = self.flow
@@ -1580,17 +1567,6 @@ def _typed_output(kind: InputType, value: Any) -> Any:
 def copy_execution(execution: Execution) -> Execution:
     """A deep copy of the document (a snapshot that later events do not change)."""
     return msgspec.json.decode(execution_json(execution), type=Execution)
-
-
-def labels_variable(labels: list[Label]) -> dict[str, Any]:
-    """``labels`` as expressions see them: ``system.x`` labels nest under ``system``."""
-    result: dict[str, Any] = {}
-    for label in labels:
-        if label.key.startswith("system."):
-            result.setdefault("system", {}).setdefault(label.key[len("system.") :], label.value)
-        else:
-            result.setdefault(label.key, label.value)
-    return result
 
 
 def kind_of(task: Task) -> Kind:

@@ -48,7 +48,7 @@ from runtime.model import ConcurrencyBehavior, FileInput, Flow
 from runtime.model._events import Event, ExecutionCreated, ExecutionEnded
 from runtime.model._execution import Execution
 from runtime.model._fold import ExecutionFold, fold
-from runtime.model._states import State
+from runtime.model._states import RESTARTABLE, State
 from runtime.parsing import parse_flow
 from runtime.statestore import StoreStateStore
 from runtime.storage import storage_for
@@ -1358,9 +1358,7 @@ class Runtime:
         flow = await self._flow_for(execution.namespace, execution.flow_id, execution.flow_revision)
         if flow is None:
             raise ExecutionError(f"flow {execution.namespace}.{execution.flow_id} is unknown")
-        if mark is None and execution.state.current not in (
-            State.FAILED, State.KILLED, State.WARNING
-        ):  # fmt: skip
+        if mark is None and execution.state.current not in RESTARTABLE:
             raise ExecutionError(
                 f"only a FAILED, KILLED or WARNING execution can be restarted, "
                 f"not {execution.state.current.value}"

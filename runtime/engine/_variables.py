@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from runtime.engine._node import Node
     from runtime.model import Flow
-    from runtime.model._execution import Execution
+    from runtime.model._execution import Execution, Label
 
 
 class OutputsTree:
@@ -57,6 +57,37 @@ def execution_variables(execution: Execution) -> dict[str, Any]:
         "originalId": execution.original_id,
         "state": execution.state.current.value,
     }
+
+
+def labels_variable(labels: list[Label]) -> dict[str, Any]:
+    """``labels`` as expressions see them: ``system.x`` labels nest under ``system``."""
+    result: dict[str, Any] = {}
+    for label in labels:
+        if label.key.startswith("system."):
+            result.setdefault("system", {}).setdefault(label.key[len("system.") :], label.value)
+        else:
+            result.setdefault(label.key, label.value)
+    return result
+
+
+def base_variables(
+    flow: Flow, execution: Execution, envs: Mapping[str, str], outputs: dict[str, Any]
+) -> dict[str, Any]:
+    """What every expression of an execution sees: ``flow``, ``execution``, ``vars``,
+    ``labels``, ``envs``, ``outputs``, and ``inputs`` and ``trigger`` when it has them."""
+    variables: dict[str, Any] = {
+        "flow": flow_variables(flow),
+        "execution": execution_variables(execution),
+        "vars": flow.variables,
+        "labels": labels_variable(execution.labels),
+        "envs": dict(envs),
+        "outputs": outputs,
+    }
+    if execution.inputs:
+        variables["inputs"] = execution.inputs
+    if execution.trigger and execution.trigger.get("variables") is not None:
+        variables["trigger"] = execution.trigger["variables"]
+    return variables
 
 
 def parents_variables(node: Node, outputs_of: Mapping[str, Mapping[str, Any]]) -> list[Any]:

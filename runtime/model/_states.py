@@ -53,6 +53,9 @@ TERMINAL = frozenset(
     }
 )
 
+RESTARTABLE = frozenset({State.FAILED, State.KILLED, State.WARNING})
+"""Final states an execution can be restarted from (in place, from its failed task runs)."""
+
 _S = State
 
 EXECUTION_TRANSITIONS: dict[State, frozenset[State]] = {

@@ -130,7 +130,8 @@ async def delete_flow(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _in_namespace(flow: Flow, namespace: str | None, exact: bool) -> bool:
+def in_namespace(flow: Flow, namespace: str | None, exact: bool) -> bool:
+    """Whether ``flow`` is in ``namespace`` (or below it, unless ``exact``); None: any."""
     if namespace is None:
         return True
     if exact:
@@ -143,7 +144,7 @@ async def list_namespace(request: Request) -> Response:
     state = state_of(request)
     namespace = request.path_params["namespace"]
     flows = sorted(
-        (f for f in state.runtime.flows.all() if _in_namespace(f, namespace, exact=True)),
+        (f for f in state.runtime.flows.all() if in_namespace(f, namespace, exact=True)),
         key=lambda f: f.id,
     )
     return json_response([flow_dict(f, source=False) for f in flows])
@@ -160,7 +161,7 @@ async def search_flows(request: Request) -> Response:
         (
             f
             for f in state.runtime.flows.all()
-            if _in_namespace(f, namespace, exact=False) and text in f.id.lower()
+            if in_namespace(f, namespace, exact=False) and text in f.id.lower()
         ),
         key=lambda f: (f.namespace, f.id),
     )

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from runtime.engine import AnyEvent, Execution, State, TaskRun
 from runtime.model import Flow
 from runtime.model._common import enc_hook
+from runtime.model._states import RESTARTABLE
 from runtime.server._executions import _execution_file, evaluation
 from runtime.server._http import ApiError
 from runtime.server._state import ServerState, state_of
@@ -112,8 +113,7 @@ async def _context(request: Request, tab: str) -> dict[str, Any]:
         "seq": state.runtime.last_seq(execution_id),
         "active": execution.state.current in ACTIVE_STATES,
         "paused": _paused_tasks(flow, execution),
-        "restartable": execution.state.current.terminal
-        and execution.state.current is not State.SUCCESS,
+        "restartable": execution.state.current in RESTARTABLE,
         "task_runs": task_runs,
         "replay_choices": task_runs[:MAX_REPLAY_CHOICES],
         "loop_values": lambda t: loop_values(t, by_id),
@@ -206,7 +206,7 @@ async def file_preview(request: Request) -> Response:
     return render(
         request,
         "_file_preview.html",
-        {"execution": execution, "uri": uri, "preview": preview, "media_type": media_type},
+        {"preview": preview, "media_type": media_type},
     )
 
 
@@ -221,5 +221,5 @@ async def evaluate(request: Request) -> Response:
     return render(
         request,
         "_eval_result.html",
-        {"expression": expression, "result": _plain(found.result), "error": found.error},
+        {"result": _plain(found.result), "error": found.error},
     )

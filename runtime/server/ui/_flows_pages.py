@@ -14,6 +14,7 @@ from starlette.responses import Response
 from runtime.errors import FlowValidationError, Problem
 from runtime.model import Flow
 from runtime.parsing import parse_flow
+from runtime.server._flows import in_namespace
 from runtime.server._http import ApiError
 from runtime.server._state import state_of
 from runtime.server.ui._forms import fields_of
@@ -90,9 +91,7 @@ async def flows_page(request: Request) -> Response:
     text = (request.query_params.get("q") or "").lower()
     by_namespace: dict[str, list[Flow]] = defaultdict(list)
     for flow in state.runtime.flows.all():
-        inside = not namespace or flow.namespace == namespace
-        inside = inside or flow.namespace.startswith(namespace + ".")
-        if inside and text in flow.id.lower():
+        if in_namespace(flow, namespace or None, exact=False) and text in flow.id.lower():
             by_namespace[flow.namespace].append(flow)
     groups = [(ns, sorted(flows, key=lambda f: f.id)) for ns, flows in sorted(by_namespace.items())]
     return render(

@@ -12,21 +12,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from runtime._version import __version__
-from runtime.model._states import State
+from runtime.model._states import TERMINAL, State
 from runtime.server._session import CSRF_HEADER
 from runtime.server._state import state_of
 
-ACTIVE_STATES = frozenset(
-    {
-        State.CREATED,
-        State.QUEUED,
-        State.RUNNING,
-        State.PAUSED,
-        State.RESTARTED,
-        State.KILLING,
-        State.RETRYING,
-    }
-)
+ACTIVE_STATES = frozenset(State) - TERMINAL
 """States in which something may still happen (the page keeps following)."""
 
 
@@ -87,7 +77,6 @@ def environment() -> jinja2.Environment:
     env.filters["state"] = state_value
     env.globals["version"] = __version__
     env.globals["states"] = [s.value for s in State]
-    env.globals["active_states"] = {s.value for s in ACTIVE_STATES}
     return env
 
 

@@ -298,16 +298,23 @@ class TaskRunActor(Actor[object]):
     async def on_start(self) -> None:
         job = self.job
         attempt = job.attempt_base + self.ref.incarnation + 1
-        if not (job.reattach and self.ref.incarnation == 0):
-            job.parent.tell_nowait(AttemptBegan(job.task_run_id, attempt))
+        began = AttemptBegan(job.task_run_id, attempt)
+        fresh = not (job.reattach and self.ref.incarnation == 0)
         runner = job.services.attempt_runner
         request = _request(job, attempt) if runner is not None and job.work_dir is None else None
         if runner is not None and request is not None and runner.accepts(request):
+            if fresh:
+                job.parent.tell_nowait(began)
             outcome = await self._run_elsewhere(runner, request, attempt)
             if outcome.labels:
                 job.parent.tell_nowait(LabelsSet(job.task_run_id, outcome.labels))
         else:
-            outcome = await self._run_here(attempt)
+            if fresh and job.task.effects_outside:
+                outcome = await self._run_here_once_recorded(began)
+            else:
+                if fresh:
+                    job.parent.tell_nowait(began)
+                outcome = await self._run_here(attempt)
         job.parent.tell_nowait(
             AttemptFinished(
                 job.task_run_id,
@@ -333,6 +340,20 @@ class TaskRunActor(Actor[object]):
                 state=State.FAILED,
                 error=f"could not record the task run before sending it to a worker: {exc}",
             )
+
+    async def _run_here_once_recorded(self, began: AttemptBegan) -> AttemptOutcome:
+        """Run an attempt that may act outside the execution only once its start is
+        durable: after a crash, recovery sees it as lost and retries it under the next
+        number, instead of running this one again unseen."""
+        await self.job.parent.ask(began)
+        try:
+            await (self.job.services.durable or _nothing_to_flush)()
+        except StoreError as exc:
+            return AttemptOutcome(
+                state=State.FAILED,
+                error=f"could not record the attempt's start before running it: {exc}",
+            )
+        return await self._run_here(began.attempt)
 
     def _logger(self, attempt: int) -> Callable[[str, str], None]:
         parent, task_run_id = self.job.parent, self.job.task_run_id

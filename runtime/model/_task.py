@@ -56,6 +56,11 @@ class Task(Spec, kw_only=True):
 
     flowable: ClassVar[bool] = False
     child_fields: ClassVar[dict[str, ChildKind]] = {}
+    effects_outside: ClassVar[bool] = True
+    """Whether an attempt may act outside the execution (a process, a call to another
+    system): such an attempt starts only once its start is durable, so a crash never makes
+    it run again under the same attempt number. Core tasks whose attempts only compute or
+    record in the store say False (their start is not waited for)."""
 
     def problems(self) -> list[tuple[str, str]]:
         """Problems beyond types, as ``(field, message)``; the parser reports them."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from runtime.model._task import LogLevel, Task
 from runtime.tasks._api import RunContext
@@ -13,6 +13,8 @@ from runtime.tasks._registry import task_type
 class Return(Task, kw_only=True):
     """Renders ``format`` and returns it as the output ``value``."""
 
+    effects_outside: ClassVar[bool] = False
+
     format: str | None = None
 
     async def run(self, ctx: RunContext) -> dict[str, Any] | None:
@@ -22,6 +24,8 @@ class Return(Task, kw_only=True):
 @task_type("io.kestra.plugin.core.debug.Echo", "io.kestra.core.tasks.debugs.Echo", "Echo")
 class Echo(Task, kw_only=True):
     """Logs ``format`` at ``level`` (deprecated in Kestra in favour of Log)."""
+
+    effects_outside: ClassVar[bool] = False
 
     format: str | None = None
     level: LogLevel = LogLevel.INFO

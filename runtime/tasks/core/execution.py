@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from runtime.expressions import is_truthy
 from runtime.model._common import as_text as _text
@@ -15,6 +15,8 @@ from runtime.tasks._registry import task_type
 @task_type("io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail", "Fail")
 class Fail(Task, kw_only=True):
     """Fails with ``errorMessage``, or only when ``condition`` renders truthy."""
+
+    effects_outside: ClassVar[bool] = False
 
     condition: str | bool | None = None
     error_message: str = "Task failure"
@@ -37,6 +39,8 @@ class Labels(Task, kw_only=True):
 
     ``labels`` is a map, a list of ``{key, value}``, or an expression rendering to a JSON map.
     """
+
+    effects_outside: ClassVar[bool] = False
 
     labels: dict[str, Any] | list[dict[str, Any]] | str
 
@@ -71,6 +75,8 @@ class Labels(Task, kw_only=True):
 @task_type("io.kestra.plugin.core.execution.Resume", "Resume")
 class Resume(Task, kw_only=True):
     """Resumes a paused execution (the current one's parent chain by default)."""
+
+    effects_outside: ClassVar[bool] = False
 
     namespace: str | None = None
     flow_id: str | None = None

@@ -338,6 +338,8 @@ class Pause(FlowableTask, kw_only=True):
 class Sleep(Task, kw_only=True):
     """Waits ``duration``."""
 
+    effects_outside: ClassVar[bool] = False
+
     duration: str
 
     def problems(self) -> list[tuple[str, str]]:

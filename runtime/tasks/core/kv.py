@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from runtime.model._common import Duration
 from runtime.model._task import Task
@@ -24,6 +24,8 @@ def _key(ctx: RunContext, namespace: str, key: str) -> tuple[str, str]:
 class KvGet(Task, kw_only=True):
     """Reads ``key``; output ``value`` (null when missing unless ``errorOnMissing``)."""
 
+    effects_outside: ClassVar[bool] = False
+
     key: str
     namespace: str = _FLOW_NAMESPACE
     error_on_missing: bool = False
@@ -41,6 +43,8 @@ class KvGet(Task, kw_only=True):
 @task_type("io.kestra.plugin.core.kv.Set", "kv.Set")
 class KvSet(Task, kw_only=True):
     """Stores ``value`` under ``key``, for ``ttl`` if given."""
+
+    effects_outside: ClassVar[bool] = False
 
     key: str
     value: Any
@@ -64,6 +68,8 @@ class KvSet(Task, kw_only=True):
 @task_type("io.kestra.plugin.core.kv.Delete", "kv.Delete")
 class KvDelete(Task, kw_only=True):
     """Deletes ``key``; output ``deleted``."""
+
+    effects_outside: ClassVar[bool] = False
 
     key: str
     namespace: str = _FLOW_NAMESPACE

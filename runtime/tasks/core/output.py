@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -14,6 +14,8 @@ from runtime.tasks._registry import task_type
 @task_type("io.kestra.plugin.core.output.OutputValues", "OutputValues")
 class OutputValues(Task, kw_only=True):
     """Renders ``values`` and exposes them as the output ``values``."""
+
+    effects_outside: ClassVar[bool] = False
 
     values: dict[str, Any] = msgspec.field(default_factory=dict)
 

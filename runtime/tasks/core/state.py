@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -18,6 +18,8 @@ def _flag(ctx: RunContext, value: bool | str) -> bool:
 
 
 class _StateTask(Task, kw_only=True):
+    effects_outside: ClassVar[bool] = False
+
     name: str = "default"
     namespace: bool | str = False
     taskrun_value: bool | str = True

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from runtime.cluster._db import open_pool
-from runtime.cluster._queue import QueueAttemptRunner, sweep_expired
+from runtime.cluster._queue import TASKS_CHANNEL, QueueAttemptRunner, sweep_expired
 from runtime.cluster._worker import Worker
 from runtime.engine import Runtime, State
 from runtime.store import SqliteStore
@@ -161,6 +162,50 @@ tasks:
         group.cancel_scope.cancel()
     assert execution.state.current is State.KILLED
     assert stopped < 1.0  # the worker stopped the process within a second
+
+
+async def test_a_kill_hint_stops_the_attempt_without_waiting_for_the_heartbeat(
+    pool: AsyncConnectionPool, tmp_path: Path
+) -> None:
+    flow = """
+id: long
+namespace: cluster.tests
+tasks:
+  - {id: forever, type: io.kestra.plugin.scripts.shell.Commands, commands: ["sleep 60"]}
+"""
+    runner = QueueAttemptRunner(pool)
+    async with (
+        Runtime(
+            data_dir=tmp_path, store=SqliteStore(tmp_path / "e.db"), attempt_runner=runner
+        ) as runtime,
+        anyio.create_task_group() as group,
+    ):
+        # heartbeats an hour apart: only the NOTIFY hint can bring the kill in time
+        worker = Worker(pool, runtime.store, tmp_path, heartbeat_seconds=3600)
+        await group.start(runner.serve)
+        await group.start(worker.run)
+        hints: list[str] = []
+
+        async def listen(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+            async with pool.connection() as connection:
+                await connection.execute(f"LISTEN {TASKS_CHANNEL}")
+                task_status.started()
+                async for notice in connection.notifies():
+                    hints.append(notice.payload)  # noqa: PERF401 - the stream never ends
+
+        await group.start(listen)
+        handle = await runtime.start(flow)
+        with anyio.fail_after(10):
+            while not worker._running:  # noqa: ASYNC110 - polling a test probe
+                await anyio.sleep(0.01)
+        await handle.kill()
+        with anyio.fail_after(10):
+            while worker._running:  # noqa: ASYNC110 - polling a test probe
+                await anyio.sleep(0.01)
+            execution = await handle.result()
+        group.cancel_scope.cancel()
+    assert execution.state.current is State.KILLED
+    assert f"kill {worker.id}" in hints  # addressed to the worker running it, not to all
 
 
 async def test_an_api_node_creates_an_executor_runs_and_commands_travel(

@@ -1,6 +1,7 @@
 """A worker: claims attempts from the task queue, runs them, reports their outcomes.
 
-Each claim is a lease the worker renews by heartbeat (which also brings kill requests);
+Each claim is a lease the worker renews by heartbeat (which also brings kill requests; a
+NOTIFY hint naming the worker brings the heartbeat forward);
 an outcome is accepted only while the claim is still the worker's (a late one, after the
 lease expired and the attempt was declared lost, is rejected and logged).
 """
@@ -28,6 +29,7 @@ from runtime.cluster._queue import (
     CANCELLED,
     CLAIMED,
     DONE,
+    KILL_HINT,
     KIND_END,
     KIND_LOG,
     QUEUED,
@@ -238,6 +240,8 @@ class Worker:
         """Set when the queue should hear from this worker: an outcome, room for another
         attempt, new attempts announced, a stop."""
         self._drained = anyio.Event()
+        self._kill_hint = anyio.Event()
+        """Set by a hint that an attempt running here was killed: heartbeat now."""
         self._flows: dict[tuple[str, str, int], Flow] = {}
         self.completed = 0
         self.rejected = 0
@@ -356,8 +360,12 @@ class Worker:
             try:
                 async with self.pool.connection() as connection:
                     await connection.execute(f"LISTEN {TASKS_CHANNEL}")
-                    async for _ in connection.notifies():
-                        self._work.set()
+                    async for notice in connection.notifies():
+                        if notice.payload.startswith(KILL_HINT):
+                            if notice.payload[len(KILL_HINT) :] == self.id:
+                                self._kill_hint.set()
+                        else:
+                            self._work.set()
             except Exception as exc:
                 log.debug("task listener reconnecting", error=str(exc))
                 await anyio.sleep(1.0)
@@ -365,7 +373,9 @@ class Worker:
     async def _heartbeat(self) -> None:
         """Renew the leases of running attempts; stop those killed or no longer ours."""
         while True:
-            await anyio.sleep(self.heartbeat_seconds)
+            with anyio.move_on_after(self.heartbeat_seconds):
+                await self._kill_hint.wait()
+            self._kill_hint = anyio.Event()
             ids = list(self._running)
             if not ids:
                 continue

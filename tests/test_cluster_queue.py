@@ -536,3 +536,49 @@ async def test_a_long_transaction_elsewhere_does_not_stop_the_queue(
         await blocker.rollback()
     assert execution.state.current is State.SUCCESS
     assert len(execution.task_run_list) == 5
+
+
+async def test_an_attempt_given_up_while_it_is_queued_is_not_remembered(
+    pool: AsyncConnectionPool,
+) -> None:
+    """An executor that stops waiting for an attempt before it reached the queue (the
+    execution was given up meanwhile) keeps no waiter for it: nothing grows per attempt."""
+    from runtime.engine._services import AttemptRequest
+
+    runner = QueueAttemptRunner(pool)
+    release = anyio.Event()
+
+    async def durable() -> None:
+        await release.wait()
+
+    request = AttemptRequest(
+        execution_id="e",
+        namespace="ns",
+        flow_id="f",
+        flow_revision=1,
+        task_id="t",
+        task_run_id="given-up",
+        attempt=1,
+        value=None,
+        variables={},
+    )
+    async with anyio.create_task_group() as group:
+        await group.start(runner.serve)
+        with anyio.move_on_after(0.2) as waiting:
+            await runner.run(request, lambda level, message: None, durable)
+        assert waiting.cancelled_caught
+        release.set()
+        with anyio.fail_after(10):
+            while True:  # until the enqueue loop has inserted the row
+                async with pool.connection() as connection:
+                    row = await (
+                        await connection.execute(
+                            "SELECT id FROM task_queue WHERE task_run_id = 'given-up'"
+                        )
+                    ).fetchone()
+                if row is not None:
+                    break
+                await anyio.sleep(0.02)
+        await anyio.sleep(0.05)
+        group.cancel_scope.cancel()
+    assert runner._waiting == {}

@@ -42,7 +42,7 @@ _LOG_LINE = msgspec.json.Decoder(tuple[str, str])
 
 
 class _Waiter:
-    __slots__ = ("done", "durable", "error", "on_log", "outcome", "queue_id", "queued")
+    __slots__ = ("abandoned", "done", "durable", "error", "on_log", "outcome", "queue_id")
 
     def __init__(
         self, on_log: Callable[[str, str], None], durable: Callable[[], Awaitable[None]]
@@ -52,8 +52,11 @@ class _Waiter:
         self.error: Exception | None = None
         self.outcome: AttemptOutcome | None = None
         self.queue_id = -1
+        self.abandoned = False
+        """No one waits any more (the call was cancelled): not to be registered."""
         self.done = anyio.Event()
-        self.queued = anyio.Event()
+        """Set once the attempt ended, or could not be queued (``error``): one event, as
+        an executor holds one waiter per running attempt (thousands)."""
 
     def ended(self, outcome: AttemptOutcome) -> None:
         self.outcome = outcome
@@ -99,11 +102,11 @@ class QueueAttemptRunner:
         self._to_enqueue.append((request, waiter))
         self._enqueue_wake.set()
         try:
-            await waiter.queued.wait()
+            await waiter.done.wait()
             if waiter.error is not None:
                 raise waiter.error
-            await waiter.done.wait()  # at once when it had ended already (an earlier owner's)
         finally:
+            waiter.abandoned = True
             self._waiting.pop(waiter.queue_id, None)
         assert waiter.outcome is not None
         return waiter.outcome
@@ -123,7 +126,7 @@ class QueueAttemptRunner:
             except StoreError as exc:
                 for _, waiter in batch:
                     waiter.error = exc
-                    waiter.queued.set()
+                    waiter.done.set()
                 continue
             try:
                 rows = await self._insert([request for request, _ in batch])
@@ -142,11 +145,11 @@ class QueueAttemptRunner:
                 elif state in (LOST, CANCELLED):
                     waiter.ended(_lost() if state == LOST else _killed())
                 else:
-                    self._waiting[queue_id] = waiter
                     early = self._outcomes.pop(queue_id, None)
                     if early is not None:
                         waiter.ended(early)
-                waiter.queued.set()
+                    elif not waiter.abandoned:  # else its call was cancelled meanwhile
+                        self._waiting[queue_id] = waiter
 
     async def _insert(self, requests: list[AttemptRequest]) -> list[tuple[Any, ...]]:
         async with self.pool.connection() as connection:

@@ -122,3 +122,42 @@ async def test_a_deleted_flow_is_gone_but_its_executions_can_restart(tmp_path: P
     async with Runtime(data_dir=tmp_path) as runtime:
         restarted = await runtime.restart(execution.id)
         assert restarted.state.current is State.RESTARTED
+
+
+async def test_processes_sharing_a_store_never_give_one_revision_number_two_texts(
+    tmp_path: Path,
+) -> None:
+    """Regression: a process numbered a changed flow from the revision it knew, so when
+    another process (an API node of a cluster) had stored a newer revision meanwhile, the
+    number went to two texts and the store kept only the other one."""
+    from runtime.engine import Runtime
+    from runtime.store import SqliteStore
+
+    texts = [CHILD.replace("message: hi", f"message: text {n}") for n in range(3)]
+    async with (
+        Runtime(data_dir=tmp_path / "a", store=SqliteStore(tmp_path / "shared.db")) as one,
+        Runtime(data_dir=tmp_path / "b", store=SqliteStore(tmp_path / "shared.db")) as other,
+    ):
+        assert (await one.register_flow(parse_flow(texts[0]))).revision == 1
+        assert (await other.register_flow(parse_flow(texts[0]))).revision == 1
+        assert (await one.register_flow(parse_flow(texts[1]))).revision == 2
+        kept = await other.register_flow(parse_flow(texts[2]))  # it still knows revision 1
+        stored = await other.store.flow_revisions("company.team", "child")
+    assert kept.revision == 3
+    assert [(r.revision, r.source) for r in stored] == [(1, texts[0]), (2, texts[1]), (3, texts[2])]
+
+
+async def test_a_deleted_flow_registered_again_with_the_same_text_is_listed_again(
+    tmp_path: Path,
+) -> None:
+    """Regression: the text matched the latest stored revision, so nothing was saved and
+    the store still listed the flow as deleted (gone after a restart, and from other nodes)."""
+    from runtime.engine import Runtime
+
+    async with Runtime(data_dir=tmp_path) as runtime:
+        await runtime.register_flow(parse_flow(CHILD))
+        assert await runtime.delete_flow("company.team", "child")
+        again = await runtime.register_flow(parse_flow(CHILD))
+        listed = await runtime.store.latest_flows()
+    assert again.revision == 1
+    assert [(f.id, f.revision) for f in listed] == [("child", 1)]

@@ -589,22 +589,32 @@ class Runtime:
         if known is flow:
             return flow
         source = flow_source(flow)
-        latest: tuple[int, str] | None
-        if known is not None:
-            latest = (known.revision or 1, flow_source(known))
+        if known is not None and flow_source(known) == source:
+            flow.revision = known.revision or 1
         else:
-            stored = await self.store.flow_revisions(flow.namespace, flow.id)
-            latest = (stored[-1].revision, stored[-1].source) if stored else None
-        if latest is not None and latest[1] == source:
-            flow.revision = latest[0]
-        else:
-            flow.revision = latest[0] + 1 if latest is not None else 1
-            await self.store.save_flow(flow.namespace, flow.id, flow.revision, source)
+            flow.revision = await self._store_revision(flow.namespace, flow.id, source)
         kept = self.flows.add(flow)
         if kept is not flow:  # the repository had this revision already (same text)
             flow = kept
         self._registered[key] = flow
         return flow
+
+    async def _store_revision(self, namespace: str, flow_id: str, source: str) -> int:
+        """The revision number of ``source``: the latest stored one if it is that text,
+        else the next, stored now. Other processes may store revisions of the same flow
+        at the same time (API nodes of a cluster): a number taken meanwhile by another
+        text is never reused, the next free one is taken instead."""
+        stored = await self.store.flow_revisions(namespace, flow_id)
+        while True:
+            if stored and stored[-1].source == source:
+                revision = stored[-1].revision
+            else:
+                revision = stored[-1].revision + 1 if stored else 1
+            # stores the revision if the number is free; revives a deleted flow either way
+            await self.store.save_flow(namespace, flow_id, revision, source)
+            stored = await self.store.flow_revisions(namespace, flow_id)
+            if any(s.revision == revision and s.source == source for s in stored):
+                return revision
 
     async def delete_flow(self, namespace: str, flow_id: str) -> bool:
         """Delete a flow: it can no longer be started; its executions keep their revision."""

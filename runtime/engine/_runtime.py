@@ -618,9 +618,23 @@ class Runtime:
 
     async def delete_flow(self, namespace: str, flow_id: str) -> bool:
         """Delete a flow: it can no longer be started; its executions keep their revision."""
-        self._registered.pop((namespace, flow_id), None)
-        self.flows.remove(namespace, flow_id)
+        self.forget_flow(namespace, flow_id)
         return await self.store.delete_flow(namespace, flow_id)
+
+    def adopt_stored_flow(self, flow: Flow, revision: int) -> Flow:
+        """Make a revision read from the store this process's latest of its flow, without
+        writing anything (the store has it: another process, or an earlier run, saved it)."""
+        flow.revision = revision
+        kept = self.flows.add(flow)
+        if self.flows.get(flow.namespace, flow.id) is kept:
+            self._registered[(flow.namespace, flow.id)] = kept
+        return kept
+
+    def forget_flow(self, namespace: str, flow_id: str) -> bool:
+        """Forget a flow in this process only (another process deleted it from the store);
+        True if it was known."""
+        self._registered.pop((namespace, flow_id), None)
+        return self.flows.remove(namespace, flow_id)
 
     async def _flow_for(self, namespace: str, flow_id: str, revision: int) -> Flow | None:
         flow = self.flows.get(namespace, flow_id, revision)

@@ -1,5 +1,6 @@
 """Flows of the daemon: those kept in the store, and the files of ``--flows DIR``, loaded at
-start and again when a file changes (polled: no platform-specific watcher to depend on)."""
+start and again when a file changes (polled: no platform-specific watcher to depend on).
+In a cluster, the store is polled too: other nodes add, change and delete flows there."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from runtime.engine import Runtime
 from runtime.errors import FlowValidationError
 from runtime.flows import FLOW_SUFFIXES
 from runtime.parsing import load_flow, parse_flow
+from runtime.store import StoredFlow, StoreError
 
 log = structlog.get_logger("tiercel.flows")
 
@@ -23,19 +25,68 @@ async def load_stored_flows(runtime: Runtime) -> int:
     """Register the latest revision of every flow the store keeps; return how many."""
     count = 0
     for stored in await runtime.store.latest_flows():
-        try:
-            flow = parse_flow(stored.source, f"{stored.namespace}.{stored.id}@{stored.revision}")
-        except FlowValidationError as exc:
-            log.error(  # noqa: TRY400 - the problems say it all; no traceback
-                "a stored flow no longer parses; it is not loaded",
-                flow=f"{stored.namespace}.{stored.id}",
-                revision=stored.revision,
-                problems=[str(p) for p in exc.problems],
-            )
-            continue
-        await runtime.register_flow(flow)
-        count += 1
+        if await _register_stored(runtime, stored):
+            count += 1
     return count
+
+
+async def _register_stored(runtime: Runtime, stored: StoredFlow) -> bool:
+    try:
+        flow = parse_flow(stored.source, f"{stored.namespace}.{stored.id}@{stored.revision}")
+    except FlowValidationError as exc:
+        log.error(  # noqa: TRY400 - the problems say it all; no traceback
+            "a stored flow no longer parses; it is not loaded",
+            flow=f"{stored.namespace}.{stored.id}",
+            revision=stored.revision,
+            problems=[str(p) for p in exc.problems],
+        )
+        return False
+    runtime.adopt_stored_flow(flow, stored.revision)
+    return True
+
+
+class StoredFlows:
+    """The flows of the store, kept registered in the runtime: on a node of a cluster,
+    other nodes (API nodes, the UI's editor, their ``--flows`` folders) add, change and
+    delete flows in the shared store, and this node's schedules and Flow triggers must
+    follow. Polled every ``interval`` seconds; each poll is one read of the latest
+    revisions."""
+
+    def __init__(
+        self, runtime: Runtime, on_change: Callable[[], None], interval: float = 1.0
+    ) -> None:
+        self.runtime = runtime
+        self.on_change = on_change
+        self.interval = interval
+
+    async def sync(self) -> bool:
+        """Bring the runtime in line with the store; True if any flow changed."""
+        before = {(f.namespace, f.id) for f in self.runtime.flows.all()}
+        latest = {(f.namespace, f.id): f for f in await self.runtime.store.latest_flows()}
+        changed = False
+        for key, stored in latest.items():
+            known = self.runtime.flows.get(*key)
+            if known is not None and (known.revision or 0) >= stored.revision:
+                continue  # known already (or this node stored a newer one since the read)
+            if await _register_stored(self.runtime, stored):
+                log.info("flow changed in the store", flow=".".join(key), revision=stored.revision)
+                changed = True
+        for key in sorted(before - set(latest)):  # flows registered since the read stay
+            if self.runtime.forget_flow(*key):
+                log.info("flow deleted in the store", flow=".".join(key))
+                changed = True
+        if changed:
+            self.on_change()
+        return changed
+
+    async def watch(self) -> None:
+        """Sync every ``interval`` seconds, forever (a failed read is tried at the next)."""
+        while True:
+            await anyio.sleep(self.interval)
+            try:
+                await self.sync()
+            except StoreError as exc:
+                log.warning("cannot read the store's flows", error=str(exc))
 
 
 class FlowFolder:

@@ -22,7 +22,7 @@ from runtime.engine import Runtime
 from runtime.errors import TiercelError
 from runtime.logging import route_stdlib_logging
 from runtime.server._cluster_node import ClusterNode, NodeStartError
-from runtime.server._flow_sources import FlowFolder, load_stored_flows
+from runtime.server._flow_sources import FlowFolder, StoredFlows, load_stored_flows
 from runtime.server._guard import Credentials, load_or_create_token
 from runtime.server._state import ServerState
 from runtime.server.app import create_app
@@ -156,6 +156,9 @@ class Daemon:
                 await self._start_triggers(group, runtime, state, node, roles)
                 if folder is not None:
                     group.start_soon(folder.watch)
+                if node.pool is not None:  # other nodes change flows in the shared store
+                    shared = StoredFlows(runtime, state.flows_changed, config.flows_poll_interval)
+                    group.start_soon(shared.watch)
                 if "api" in roles:
                     failed = not await self._serve_http(state, credentials, group, on_ready)
                 else:

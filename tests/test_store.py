@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
+import msgspec
 import psycopg
 import pytest
 from psycopg import sql
@@ -160,6 +161,26 @@ async def test_metrics_per_execution_and_aggregated_per_flow(store: Store) -> No
         "company.team", "sample", "rows", end=datetime(2000, 1, 1, tzinfo=UTC)
     )
     assert none.count == 0
+
+
+async def test_ends_are_read_in_order_from_a_cursor(store: Store) -> None:
+    (first, events), (second, _) = await run_into(store, count=2)
+    for copy in ("copy-a", "copy-b", "still-running"):  # copies end when the first does
+        kept = events if copy != "still-running" else events[:2]
+        for event in kept:
+            store.append(msgspec.structs.replace(event, execution_id=copy))
+    await store.flush()
+    first_end, second_end = first.state.end_date, second.state.end_date
+    assert first_end is not None
+    assert second_end is not None
+    twins = sorted([first.id, "copy-a", "copy-b"])  # one end date: the id breaks the tie
+    listed = [*((i, first_end) for i in twins), (second.id, second_end)]
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    assert await store.ended_since(start) == listed  # not the one still running
+    assert await store.ended_since(start, limit=2) == listed[:2]
+    assert await store.ended_since(first_end, twins[0]) == listed[1:]  # the next page
+    assert await store.ended_since(first_end, twins[2]) == listed[3:]
+    assert await store.ended_since(second_end, second.id) == []
 
 
 async def test_unfinished_delete_and_purge(store: Store) -> None:
@@ -645,6 +666,7 @@ async def test_postgres_queries_use_indexes(postgres_url: str) -> None:
         (_pg_sql.metric_aggregate_sql(now, now)[0], ["ns", "f", "rows", now, now]),
         (_pg_sql.UNFINISHED, [texts]),
         (_pg_sql.ENDED_BEFORE, [now, texts]),
+        (_pg_sql.ENDED_SINCE, [now, now, "a", texts, 100]),
         (_pg_sql.UPDATE_STATES, [ids, texts, stamps]),
         (_pg_sql.UPDATE_LABELS, [ids, ["{}", "{}"]]),
         (

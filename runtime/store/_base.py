@@ -194,6 +194,14 @@ class Store(ABC):
         """Aggregates of a metric over the executions of a flow in a time range."""
 
     @abstractmethod
+    async def ended_since(
+        self, after: datetime, after_id: str = "", limit: int = 500
+    ) -> list[tuple[str, datetime]]:
+        """(id, end date) of executions in a final state that ended after ``(after,
+        after_id)`` in (end date, id) order, at most ``limit``: a cursor over ends, for
+        whoever follows them from the store (Flow triggers in a cluster)."""
+
+    @abstractmethod
     async def unfinished(self) -> list[str]:
         """Ids of executions that have not reached a final state (to recover)."""
 

@@ -153,6 +153,18 @@ class MemoryStore(Store):
             ]
         return aggregate(name, values)
 
+    async def ended_since(
+        self, after: datetime, after_id: str = "", limit: int = 500
+    ) -> list[tuple[str, datetime]]:
+        ends = sorted(
+            (summary.execution.state.end_date, execution_id)
+            for execution_id, summary in self._summaries.items()
+            if summary.execution.state.current.terminal
+            and summary.execution.state.end_date is not None
+            and (summary.execution.state.end_date, execution_id) > (after, after_id)
+        )
+        return [(execution_id, ended) for ended, execution_id in ends[:limit]]
+
     async def unfinished(self) -> list[str]:
         return [
             execution_id

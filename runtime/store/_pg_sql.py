@@ -299,6 +299,10 @@ UNFINISHED = (
 ENDED_BEFORE = (
     "SELECT namespace, flow_id, id FROM executions WHERE end_date < %s AND state = ANY(%s)"
 )
+ENDED_SINCE = (
+    "SELECT id, end_date FROM executions WHERE end_date >= %s AND (end_date > %s OR id > %s) "
+    "AND state = ANY(%s) ORDER BY end_date, id LIMIT %s"
+)
 LATEST_FLOWS = (
     "SELECT DISTINCT ON (f.namespace, f.id) f.namespace, f.id, f.revision, f.source, "
     "f.created FROM flows f WHERE NOT EXISTS (SELECT 1 FROM deleted_flows d "

@@ -57,6 +57,7 @@ from runtime.store._pg_migrations import migrate
 from runtime.store._pg_sql import (
     DOCUMENTS,
     ENDED_BEFORE,
+    ENDED_SINCE,
     EVENTS,
     LATEST_FLOWS,
     METRICS,
@@ -602,6 +603,13 @@ class PostgresStore(Store):
             min=float(low),
             max=float(high),
         )
+
+    async def ended_since(
+        self, after: datetime, after_id: str = "", limit: int = 500
+    ) -> list[tuple[str, datetime]]:
+        at = utc(after)
+        rows = await self._fetch(ENDED_SINCE, (at, at, after_id, TERMINAL_NAMES, limit))
+        return [(str(execution_id), ended) for execution_id, ended in rows]
 
     async def unfinished(self) -> list[str]:
         return [row[0] for row in await self._fetch(UNFINISHED, (TERMINAL_NAMES,))]

@@ -373,6 +373,21 @@ class SqliteStore(Store):
         rows = await self._on_reader(lambda c: c.execute(sql, args).fetchall())
         return aggregate(name, [row[0] for row in rows])
 
+    async def ended_since(
+        self, after: datetime, after_id: str = "", limit: int = 500
+    ) -> list[tuple[str, datetime]]:
+        marks = ",".join("?" * len(_TERMINAL_NAMES))
+        at = _iso(after)
+        rows = await self._on_reader(
+            lambda c: c.execute(
+                "SELECT id, end_date FROM executions WHERE end_date >= ? "
+                f"AND (end_date > ? OR id > ?) AND state IN ({marks}) "
+                "ORDER BY end_date, id LIMIT ?",
+                [at, at, after_id, *_TERMINAL_NAMES, limit],
+            ).fetchall()
+        )
+        return [(str(row[0]), datetime.fromisoformat(row[1])) for row in rows]
+
     async def unfinished(self) -> list[str]:
         marks = ",".join("?" * len(_TERMINAL_NAMES))
         rows = await self._on_reader(

@@ -534,6 +534,60 @@ async def test_an_end_seen_twice_starts_once(tmp_path: Path) -> None:
         assert n.runtime.starts[started.id] == 1
 
 
+# -- a cluster: ends on other executors, read from the store ---------------------------------
+
+
+async def test_ends_on_other_executors_are_followed_from_the_store(tmp_path: Path) -> None:
+    """In a cluster executions end on every executor; the one node running the Flow
+    triggers reads the ends from the store. Preconditions met by ends on two executors
+    start the flow once; a node that takes the role over later starts nothing twice."""
+    db = tmp_path / "shared.db"
+    flows = [*BOTH_FLOWS, both()]
+
+    @asynccontextmanager
+    async def executor(name: str) -> AsyncIterator[Runtime]:
+        async with Runtime(data_dir=tmp_path / name, store=SqliteStore(db)) as runtime:
+            for text in flows:
+                await runtime.register_flow(parse_flow(text))
+            yield runtime
+
+    async def downstream_runs(runtime: Runtime) -> list[Execution]:
+        page = await runtime.store.search(ExecutionQuery(flow_id="downstream"))
+        return page.items
+
+    async def following(runtime: CountingRuntime, until: int) -> list[Execution]:
+        triggers = FlowTriggers(runtime, poll_interval=0.02)
+        async with anyio.create_task_group() as group:
+            await group.start(triggers.run)
+            with anyio.fail_after(10):
+                while len(found := await downstream_runs(runtime)) < until:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            await anyio.sleep(0.2)  # several more reads of the same ends
+            group.cancel_scope.cancel()
+        await runtime.wait_idle()
+        return found
+
+    async with executor("a") as a, executor("b") as b:
+        async with CountingRuntime(data_dir=tmp_path / "lead", store=SqliteStore(db)) as lead:
+            for text in flows:
+                await lead.register_flow(parse_flow(text))
+            first = await (await a.start(lead.flows.get("company.team", "first") or "")).result()
+            second = await (await b.start(lead.flows.get("company.team", "second") or "")).result()
+            [started] = await following(lead, until=1)
+            assert started.trigger is not None
+            assert started.trigger["variables"]["executionId"] in {first.id, second.id}
+            assert sum(lead.starts.values()) == 1
+        # the role moves to another node: it reads the same ends again, starts nothing
+        async with CountingRuntime(data_dir=tmp_path / "next", store=SqliteStore(db)) as nxt:
+            for text in flows:
+                await nxt.register_flow(parse_flow(text))
+            await (await a.start(nxt.flows.get("company.team", "first") or "")).result()
+            await (await b.start(nxt.flows.get("company.team", "second") or "")).result()
+            runs = await following(nxt, until=2)
+            assert len(runs) == 2  # the second pair of ends: one more start, no repeat
+            assert sum(nxt.starts.values()) == 1
+
+
 # -- validation ----------------------------------------------------------------------------
 
 

@@ -33,7 +33,6 @@ from runtime.scheduling._conditions import (
     upstream_flow_holds,
 )
 from runtime.scheduling._ids import flow_trigger_execution_id, instant_text
-from runtime.store import ExecutionQuery
 
 if TYPE_CHECKING:
     from runtime.engine import Runtime
@@ -43,8 +42,9 @@ FLOW_TRIGGERS_NAMESPACE = "_tiercel.flow_triggers"
 
 CHECKPOINT_KEY = "checkpoint"
 
-_RECENT = 10_000
-"""Ends remembered in memory, so that one seen live and by the catch-up is done once."""
+_RECENT = 50_000
+"""Ends remembered in memory, so that one seen twice (live and by the catch-up, or by two
+reads of the store that overlap) is done once."""
 
 _APPLIED_KEPT = 1000
 """Ends remembered in a window document, so that replaying one (the catch-up after a
@@ -91,6 +91,12 @@ class FlowTriggers:
     checkpoint (the latest end date processed) and the windows are kept in the store's
     key-value documents (``_tiercel.flow_triggers``); the catch-up reads executions that
     ended after the checkpoint minus ``catch_up_margin`` (replaying one has no effect).
+
+    With ``poll_interval``, ends are read from the store instead (every ``poll_interval``
+    seconds, and at once when one ends in this runtime): in a cluster, executions end on
+    every executor, and one node at a time runs the Flow triggers. Each read starts
+    ``lag`` before the latest end processed, so an end stored that much after its end date
+    (a slow commit, clocks of two machines apart) is still seen.
     """
 
     def __init__(
@@ -99,10 +105,14 @@ class FlowTriggers:
         *,
         catch_up_margin: timedelta = timedelta(minutes=1),
         page_size: int = 100,
+        poll_interval: float | None = None,
+        lag: timedelta = timedelta(seconds=30),
     ) -> None:
         self.runtime = runtime
         self.catch_up_margin = catch_up_margin
         self.page_size = page_size
+        self.poll_interval = poll_interval
+        self.lag = lag
         self._queue: deque[Execution] = deque()
         self._wake = anyio.Event()
         self._recent: OrderedDict[str, None] = OrderedDict()
@@ -131,7 +141,9 @@ class FlowTriggers:
                 await self._save_checkpoint(self.runtime.clock.utcnow())
             else:
                 self._checkpoint = checkpoint
-                await self._catch_up(checkpoint - self.catch_up_margin)
+                await self._catch_up(checkpoint - self.catch_up_margin, announce=True)
+            if self.poll_interval is not None:
+                await self._follow_store(self.poll_interval)
             while True:
                 while self._queue:
                     await self._process(self._queue.popleft())
@@ -156,8 +168,19 @@ class FlowTriggers:
 
     def _ended(self, execution: Execution) -> None:
         if self._running:
-            self._queue.append(execution)
+            if self.poll_interval is None:  # else the store is read: this is a hint
+                self._queue.append(execution)
             self._wake.set()
+
+    async def _follow_store(self, interval: float) -> None:
+        while True:
+            self._wake = anyio.Event()
+            checkpoint = self._checkpoint or self.runtime.clock.utcnow()
+            await self._catch_up(checkpoint - self.lag)
+            self._set_busy(False)
+            with anyio.move_on_after(interval):
+                await self._wake.wait()
+            self._set_busy(True)
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -177,26 +200,27 @@ class FlowTriggers:
         await self.runtime.store.kv_put(FLOW_TRIGGERS_NAMESPACE, CHECKPOINT_KEY, value, None)
         await self.runtime.store.flush()
 
-    async def _catch_up(self, since: datetime) -> None:
-        """Process the executions that ended at or after ``since``, oldest end first."""
-        ends: dict[str, datetime] = {}
-        page = 1
+    async def _catch_up(self, since: datetime, *, announce: bool = False) -> None:
+        """Process the executions that ended after ``since`` and are not done yet, oldest
+        end first (a cursor over the store's ends, a page at a time)."""
+        after, after_id = since, ""
+        checkpoint = self._checkpoint
+        done = 0
         while True:
-            query = ExecutionQuery(ended_after=since, page=page, size=self.page_size)
-            found = await self.runtime.store.search(query)
-            for item in found.items:
-                if item.state.end_date is not None and item.state.current.terminal:
-                    ends[item.id] = item.state.end_date
-            if not found.items or page * self.page_size >= found.total:
+            ends = await self.runtime.store.ended_since(after, after_id, self.page_size)
+            for execution_id, ended in ends:
+                if f"{execution_id}@{instant_text(ended)}" in self._recent:
+                    continue
+                execution = await self.runtime.get_execution(execution_id)
+                if execution is not None and execution.state.current.terminal:
+                    if announce and not done:
+                        log.info("catching up on executions that ended while stopped")
+                    await self._process(execution)
+                    done += 1
+            if len(ends) < self.page_size:
                 break
-            page += 1
-        if ends:
-            log.info("catching up on executions that ended while stopped", count=len(ends))
-        for execution_id, _ in sorted(ends.items(), key=lambda item: (item[1], item[0])):
-            execution = await self.runtime.get_execution(execution_id)
-            if execution is not None and execution.state.current.terminal:
-                await self._process(execution)
-        if ends and self._checkpoint is not None:
+            after_id, after = ends[-1]
+        if self._checkpoint is not None and self._checkpoint != checkpoint:
             await self._save_checkpoint(self._checkpoint)
 
     async def _process(self, execution: Execution) -> None:

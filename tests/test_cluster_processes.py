@@ -52,6 +52,21 @@ tasks:
       - {id: say, type: Return, format: "{{ taskrun.value }}", retry: {type: constant, interval: PT0.1S, maxAttempt: 3}}
 """
 
+CHAINED = """
+id: chained
+namespace: cluster
+inputs:
+  - {id: upstream, type: STRING}
+tasks:
+  - {id: note, type: Return, format: "after {{ inputs.upstream }}"}
+triggers:
+  - id: after-fan
+    type: io.kestra.plugin.core.trigger.Flow
+    inputs: {upstream: "{{ trigger.executionId }}"}
+    conditions:
+      - {type: io.kestra.plugin.core.condition.ExecutionFlow, namespace: cluster, flowId: fan}
+"""
+
 GATE = """
 id: gate
 namespace: cluster
@@ -120,6 +135,12 @@ def test_a_cluster_survives_losing_a_worker_and_an_executor(tmp_path: Path, pg_u
             for _ in range(3)
         ]
         with api.client(token=TOKEN) as client:
+            # a flow saved through the API node reaches the executors through the store;
+            # its Flow trigger fires for ends on either executor (one node follows them)
+            created = client.post(
+                "/api/v1/flows", content=CHAINED, headers={"content-type": "application/x-yaml"}
+            )
+            assert created.status_code == 200, created.text
             ids = [
                 client.post("/api/v1/executions/cluster/work", json={"n": n}).json()["id"]
                 for n in range(6)
@@ -171,6 +192,19 @@ def test_a_cluster_survives_losing_a_worker_and_an_executor(tmp_path: Path, pg_u
                 return None
 
             finished: dict[str, dict[str, Any]] = wait_until(all_done, 90, "every execution to end")
+
+            def chained() -> list[dict[str, Any]] | None:
+                found = client.get(
+                    "/api/v1/executions/search", params={"flowId": "chained", "size": 10}
+                ).json()["results"]
+                done = [e for e in found if e["state"]["current"] == "SUCCESS"]
+                return done if len(done) >= 2 else None
+
+            triggered = wait_until(chained, 60, "the flow-triggered executions")
+            time.sleep(1.5)  # more reads of the same ends by the Flow triggers' node
+            again = client.get(
+                "/api/v1/executions/search", params={"flowId": "chained", "size": 10}
+            ).json()["results"]
             # The API node's web UI shows executions that ran on other nodes.
             gantt = client.get(f"/ui/executions/{ids[0]}/gantt")
             assert gantt.status_code == 200
@@ -179,6 +213,8 @@ def test_a_cluster_survives_losing_a_worker_and_an_executor(tmp_path: Path, pg_u
             assert all(f'data-execution="{i}"' in listed.text for i in ids[:3])
         survivor = next(e for e in executors if e.process.pid != victim_executor)
         assert "execution taken over" in survivor.log  # it took the dead one's executions
+        leads = [e for e in executors if "flow-triggers" in e.log]
+        assert leads, "an executor follows the ends for the Flow triggers"
         swept = "attempts lost: their workers stopped heartbeating"
         assert any(swept in e.log for e in executors)
 
@@ -202,3 +238,6 @@ def test_a_cluster_survives_losing_a_worker_and_an_executor(tmp_path: Path, pg_u
         {"value": str(n)} for n in range(6)
     ]
     assert finished[gate]["taskRunList"][-1]["outputs"] == {"value": "resumed"}
+    fans = {i for i in ids if finished[i]["flowId"] == "fan"}
+    assert {e["trigger"]["variables"]["executionId"] for e in triggered} == fans
+    assert len(again) == len(fans)  # each end started the flow once

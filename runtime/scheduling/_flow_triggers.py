@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -107,12 +107,16 @@ class FlowTriggers:
         page_size: int = 100,
         poll_interval: float | None = None,
         lag: timedelta = timedelta(seconds=30),
+        refresh_flows: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.catch_up_margin = catch_up_margin
         self.page_size = page_size
         self.poll_interval = poll_interval
         self.lag = lag
+        self.refresh_flows = refresh_flows
+        """Called before each read of the store's ends: a cluster node brings its flows up
+        to date, so that a flow saved (on any node) before an end is evaluated for it."""
         self._queue: deque[Execution] = deque()
         self._wake = anyio.Event()
         self._recent: OrderedDict[str, None] = OrderedDict()
@@ -176,6 +180,11 @@ class FlowTriggers:
         while True:
             self._wake = anyio.Event()
             checkpoint = self._checkpoint or self.runtime.clock.utcnow()
+            if self.refresh_flows is not None:
+                try:
+                    await self.refresh_flows()
+                except TiercelError as exc:
+                    log.warning("cannot refresh the flows; using those known", error=str(exc))
             await self._catch_up(checkpoint - self.lag)
             self._set_busy(False)
             with anyio.move_on_after(interval):

@@ -9,12 +9,17 @@ Without a PostgreSQL store there is no cluster: the one process does everything 
   workers through the task queue (or run in this process when it is a worker too).
 - ``worker``: claims attempts from the queue and runs them.
 - ``scheduler``: fires schedules; one node at a time holds the role.
+
+Flow triggers run on one executor node at a time too (the role ``flow-triggers``), which
+reads every executor's ends from the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -35,7 +40,6 @@ from runtime.cluster import (
 )
 from runtime.engine import Runtime
 from runtime.errors import TiercelError
-from runtime.scheduling import Scheduler
 from runtime.server.config import ALL_ROLES, ServerConfig
 from runtime.store import Store
 
@@ -139,26 +143,36 @@ class ClusterNode:
         await group.start(self.worker.run)
         return self.worker
 
-    async def lead_scheduler(self, scheduler: Scheduler) -> None:
-        """Run ``scheduler`` while this node holds the scheduler role (one node at a time)."""
+    async def lead(self, role_name: str, run: Callable[..., Coroutine[Any, Any, None]]) -> None:
+        """Run ``run`` (started with ``task_status``) while this node holds the role
+        ``role_name``: one node of the cluster at a time (the scheduler, the Flow
+        triggers). A node that cannot renew the role stops at once: after the lease
+        expires another node takes it."""
         assert self.pool is not None
-        role = Singleton(self.pool, "scheduler", self.id, self.config.lease_seconds)
+        role = Singleton(self.pool, role_name, self.id, self.config.lease_seconds)
         period = self.config.lease_seconds / 3
         try:
             while True:
-                if not await role.hold():
+                if not await self._hold(role):
                     await anyio.sleep(period)
                     continue
-                log.info("this node now runs the schedules", node=self.id)
+                log.info("this node now holds a role", role=role_name, node=self.id)
                 async with anyio.create_task_group() as group:
-                    await group.start(scheduler.run)
-                    while await role.hold():  # noqa: ASYNC110 - renewing is the point
+                    await group.start(run)
+                    while await self._hold(role):  # noqa: ASYNC110 - renewing is the point
                         await anyio.sleep(period)
-                    log.warning("lost the scheduler role", node=self.id)
+                    log.warning("lost a role", role=role_name, node=self.id)
                     group.cancel_scope.cancel()
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await role.let_go()
+
+    async def _hold(self, role: Singleton) -> bool:
+        try:
+            return await role.hold()
+        except Exception as exc:  # the database is away: not held, as far as we can know
+            log.warning("cannot renew a role", role=role.name, node=self.id, error=str(exc))
+            return False
 
     async def stopping(self, runtime: Runtime | None, *, force: bool) -> None:
         """A graceful stop begins: a worker finishes what it runs (within the deadline); an

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -271,9 +272,19 @@ class Daemon:
             if node.pool is None:
                 await group.start(scheduler.run)
             else:
-                group.start_soon(node.lead_scheduler, scheduler)
+                group.start_soon(node.lead, "scheduler", scheduler.run)
         if "executor" in roles:
-            await group.start(FlowTriggers(runtime).run)
+            if node.pool is None:
+                await group.start(FlowTriggers(runtime).run)
+            else:  # ends happen on every executor: one node follows them in the store
+                lag = timedelta(seconds=max(30.0, 3 * self.config.lease_seconds))
+                triggers = FlowTriggers(
+                    runtime,
+                    poll_interval=0.5,
+                    lag=lag,
+                    refresh_flows=StoredFlows(runtime, state.flows_changed).sync,
+                )
+                group.start_soon(node.lead, "flow-triggers", triggers.run)
 
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

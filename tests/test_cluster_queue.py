@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -15,6 +16,7 @@ from runtime.cluster._db import open_pool
 from runtime.cluster._queue import TASKS_CHANNEL, QueueAttemptRunner, sweep_expired
 from runtime.cluster._worker import Worker
 from runtime.engine import Runtime, State
+from runtime.engine._services import AttemptRequest
 from runtime.store import SqliteStore
 from tests.pg import Schemas, require_postgres
 
@@ -338,6 +340,7 @@ class _Fence:
         self.owned: dict[str, int] = {}
         self.revoked: set[str] = set()
         self.found_lost: set[str] = set()
+        self.lease_seconds = 2.0
 
     def lost(self, execution_ids: set[str]) -> None:
         self.found_lost |= execution_ids
@@ -543,25 +546,13 @@ async def test_an_attempt_given_up_while_it_is_queued_is_not_remembered(
 ) -> None:
     """An executor that stops waiting for an attempt before it reached the queue (the
     execution was given up meanwhile) keeps no waiter for it: nothing grows per attempt."""
-    from runtime.engine._services import AttemptRequest
-
     runner = QueueAttemptRunner(pool)
     release = anyio.Event()
 
     async def durable() -> None:
         await release.wait()
 
-    request = AttemptRequest(
-        execution_id="e",
-        namespace="ns",
-        flow_id="f",
-        flow_revision=1,
-        task_id="t",
-        task_run_id="given-up",
-        attempt=1,
-        value=None,
-        variables={},
-    )
+    request = _request("e", "given-up", 1)
     async with anyio.create_task_group() as group:
         await group.start(runner.serve)
         with anyio.move_on_after(0.2) as waiting:
@@ -582,3 +573,108 @@ async def test_an_attempt_given_up_while_it_is_queued_is_not_remembered(
         await anyio.sleep(0.05)
         group.cancel_scope.cancel()
     assert runner._waiting == {}
+
+
+def _request(execution_id: str, task_run_id: str, attempt: int) -> AttemptRequest:
+    return AttemptRequest(
+        execution_id=execution_id,
+        namespace="ns",
+        flow_id="f",
+        flow_revision=1,
+        task_id="t",
+        task_run_id=task_run_id,
+        attempt=attempt,
+        value=None,
+        variables={},
+    )
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def test_an_executor_whose_lease_was_taken_over_queues_nothing(
+    pool: AsyncConnectionPool,
+) -> None:
+    """Regression (found by cutting an executor off the network): an executor that lost
+    an execution queued its attempts anyway once the network was back, so a task run that
+    the new owner had already finished ran again, and a queued attempt's results could be
+    turned away from the new owner, which then waited for them forever."""
+    from runtime.cluster import Leases
+
+    async def queue_row(task_run_id: str, attempt: int) -> tuple[Any, ...] | None:
+        async with pool.connection() as connection:
+            cursor = await connection.execute(
+                "SELECT executor FROM task_queue WHERE task_run_id = %s AND attempt = %s",
+                (task_run_id, attempt),
+            )
+            return await cursor.fetchone()
+
+    old, new = QueueAttemptRunner(pool, "runner-a"), QueueAttemptRunner(pool, "runner-b")
+    old.fence, new.fence = _Fence("executor-a"), _Fence("executor-b")
+    token = await Leases(pool, "executor-a").acquire("x")
+    assert token is not None
+    old.fence.owned["x"] = token
+    async with anyio.create_task_group() as group:
+        await group.start(old.serve)
+        await group.start(new.serve)
+        group.start_soon(old.run, _request("x", "t1", 1), lambda level, message: None, _nothing)
+        with anyio.fail_after(10):
+            while await queue_row("t1", 1) is None:  # noqa: ASYNC110 - a test probe
+                await anyio.sleep(0.02)
+        assert await queue_row("t1", 1) == ("runner-a",)  # queued under its lease
+        async with pool.connection() as connection:  # executor-a stalls; its lease expires
+            await connection.execute(
+                "UPDATE execution_leases SET expires_at = now() - interval '1 second'"
+            )
+        assert await Leases(pool, "executor-b").claim(10) == [("x", token + 1)]
+        new.fence.owned["x"] = token + 1
+        group.start_soon(new.run, _request("x", "t1", 1), lambda level, message: None, _nothing)
+        with anyio.fail_after(10):
+            while await queue_row("t1", 1) != ("runner-b",):  # noqa: ASYNC110 - a test probe
+                await anyio.sleep(0.02)
+        # the old owner, back from its stall, still believes it owns the execution
+        with anyio.move_on_after(0.5) as waiting:
+            await old.run(_request("x", "t2", 1), lambda level, message: None, _nothing)
+        assert waiting.cancelled_caught  # not queued: it waits until it gives the execution up
+        with anyio.move_on_after(0.5):
+            await old.run(_request("x", "t1", 1), lambda level, message: None, _nothing)
+        group.cancel_scope.cancel()
+    assert await queue_row("t2", 1) is None
+    assert await queue_row("t1", 1) == ("runner-b",)  # its results still go to the new owner
+
+
+async def test_a_store_write_cut_off_mid_transaction_lets_go_of_the_lease_locks(
+    pool: AsyncConnectionPool, pg_url: str
+) -> None:
+    """Regression (found by cutting an executor off the network in the middle of a store
+    write): the lease rows the write had locked stayed locked for as long as the
+    partition lasted, so no other executor could take the executions over."""
+    import psycopg
+
+    from runtime.cluster import Leases
+    from runtime.store._pg_sql import Batch, apply_fence
+
+    token = await Leases(pool, "executor-a").acquire("x")
+    assert token is not None
+    fence = _Fence("executor-a")
+    fence.owned["x"] = token
+    batch = Batch()
+    batch.events.append(("x", 1, b"{}"))
+    base, _, query = pg_url.partition("?")
+    schema = dict(p.split("=", 1) for p in query.split("&") if p)["schema"]
+    async with await psycopg.AsyncConnection.connect(base) as stalled:
+        await stalled.execute(f'SET search_path TO "{schema}"')
+        assert await apply_fence(stalled, batch, fence) == set()  # the lease row is locked
+        async with pool.connection() as other:
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                await other.execute(
+                    "SELECT 1 FROM execution_leases WHERE execution_id = 'x' FOR UPDATE NOWAIT"
+                )
+        await anyio.sleep(fence.lease_seconds / 2 + 0.5)  # the process is cut off...
+        async with pool.connection() as other:  # ...and PostgreSQL let go of the lock
+            await other.execute(
+                "SELECT 1 FROM execution_leases WHERE execution_id = 'x' FOR UPDATE NOWAIT"
+            )
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            await stalled.execute("SELECT 1")  # that session was ended

@@ -129,9 +129,15 @@ class ClusterError(TiercelError):
     """The cluster's database is unusable (unreachable, or a schema too new)."""
 
 
-async def open_pool(url: str, *, max_size: int = 8) -> AsyncConnectionPool:
+async def open_pool(
+    url: str, *, max_size: int = 8, idle_transaction_limit: float = 5.0
+) -> AsyncConnectionPool:
     """A pool of connections to the cluster's database: the store's URL, with the same
     ``schema`` (the cluster's tables sit beside the store's).
+
+    A transaction that sits idle ``idle_transaction_limit`` seconds (its process was cut
+    off from the database while holding a flow's concurrency lock, say) is ended by
+    PostgreSQL, so that other nodes are not blocked for as long as a partition lasts.
 
     :raises ClusterError: if the URL is wrong or the database cannot be reached.
     """
@@ -144,8 +150,13 @@ async def open_pool(url: str, *, max_size: int = 8) -> AsyncConnectionPool:
         raise ClusterError(str(exc)) from None
     schema = target.schema
 
+    idle_limit = f"{max(1000, round(idle_transaction_limit * 1000))}ms"
+
     async def configure(connection: AsyncConnection) -> None:
         await connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        await connection.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, false)", (idle_limit,)
+        )
         await connection.commit()
 
     pool = AsyncConnectionPool(

@@ -118,6 +118,7 @@ class Executor:
         self.pool = pool
         self.node = node
         self.runner = runner
+        runner.fence = self  # attempts are queued only under a lease still held
         self.leases = Leases(pool, node, lease_seconds)
         self.commands = Commands(pool, node)
         self.placement = ClusterPlacement(self.leases, self.commands, self)

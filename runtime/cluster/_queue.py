@@ -28,6 +28,7 @@ from runtime.cluster._codec import decode_outcome, encode
 from runtime.engine._services import AttemptOutcome, AttemptRequest
 from runtime.model._states import State
 from runtime.store._errors import StoreError
+from runtime.store._pg_sql import Fence
 
 QUEUED, CLAIMED, DONE, LOST, CANCELLED = 0, 1, 2, 3, 4
 KIND_LOG, KIND_END = 1, 2
@@ -80,6 +81,11 @@ class QueueAttemptRunner:
     ) -> None:
         self.pool = pool
         self.executor = executor or f"runner-{id(self):x}"
+        self.fence: Fence | None = None
+        """The executor's leases (set by it): an attempt is queued only while its
+        execution's lease is still this executor's, with the same token, so an executor
+        cut off from the database cannot queue a task run again once another executor has
+        taken the execution over, run it, and perhaps finished it."""
         self.idle_poll = idle_poll
         self._waiting: dict[int, _Waiter] = {}
         self._to_enqueue: list[tuple[AttemptRequest, _Waiter]] = []
@@ -138,7 +144,15 @@ class QueueAttemptRunner:
                 continue
             found = {(t, a): (i, st, o) for t, a, i, st, o in rows}
             for request, waiter in batch:
-                queue_id, state, outcome = found[(request.task_run_id, request.attempt)]
+                row = found.get((request.task_run_id, request.attempt))
+                if row is None:  # fenced out: the execution is being given up here
+                    log.info(
+                        "attempt not queued: its execution is no longer this executor's",
+                        execution_id=request.execution_id,
+                        task_run_id=request.task_run_id,
+                    )
+                    continue
+                queue_id, state, outcome = row
                 waiter.queue_id = queue_id
                 if state == DONE and outcome is not None:
                     waiter.ended(decode_outcome(outcome))
@@ -152,23 +166,25 @@ class QueueAttemptRunner:
                         self._waiting[queue_id] = waiter
 
     async def _insert(self, requests: list[AttemptRequest]) -> list[tuple[Any, ...]]:
+        fence = self.fence
+        if fence is not None:
+            requests = [r for r in requests if r.execution_id in fence.owned]
+            if not requests:
+                return []
+        columns = (
+            [r.execution_id for r in requests],
+            [r.task_run_id for r in requests],
+            [r.attempt for r in requests],
+            [encode(r) for r in requests],
+        )
         async with self.pool.connection() as connection:
-            cursor = await connection.execute(
-                "WITH added AS (INSERT INTO task_queue "
-                "(execution_id, task_run_id, attempt, request, executor) "
-                "SELECT * FROM unnest(%b::text[], %b::text[], %b::int[], %b::bytea[], %b::text[]) "
-                "ON CONFLICT (task_run_id, attempt) DO UPDATE SET executor = EXCLUDED.executor "
-                "RETURNING task_run_id, attempt, id, state, outcome), "
-                f"hint AS (SELECT pg_notify('{TASKS_CHANNEL}', '')) "
-                "SELECT added.* FROM added, hint",
-                (
-                    [r.execution_id for r in requests],
-                    [r.task_run_id for r in requests],
-                    [r.attempt for r in requests],
-                    [encode(r) for r in requests],
-                    [self.executor] * len(requests),
-                ),
-            )
+            if fence is None:
+                cursor = await connection.execute(_INSERT, (self.executor, *columns))
+            else:
+                tokens = [fence.owned[r.execution_id] for r in requests]
+                cursor = await connection.execute(
+                    _INSERT_FENCED, (self.executor, *columns, tokens, fence.owner)
+                )
             rows = await cursor.fetchall()
         return [(str(t), int(a), int(i), int(st), o) for t, a, i, st, o in rows]
 
@@ -278,6 +294,32 @@ class QueueAttemptRunner:
                 continue
             waiter.ended(result)
         return True
+
+
+_INSERT = (
+    "WITH added AS (INSERT INTO task_queue (execution_id, task_run_id, attempt, request, "
+    "executor) SELECT r.*, %s FROM unnest(%b::text[], %b::text[], %b::int[], %b::bytea[]) r "
+    "ON CONFLICT (task_run_id, attempt) DO UPDATE SET executor = EXCLUDED.executor "
+    "RETURNING task_run_id, attempt, id, state, outcome), "
+    f"hint AS (SELECT pg_notify('{TASKS_CHANNEL}', '')) "
+    "SELECT added.* FROM added, hint"
+)
+"""Queue attempts (or find them queued already, by an earlier owner of the execution)."""
+
+_INSERT_FENCED = (
+    "WITH added AS (INSERT INTO task_queue (execution_id, task_run_id, attempt, request, "
+    "executor) SELECT r.execution_id, r.task_run_id, r.attempt, r.request, %s "
+    "FROM unnest(%b::text[], %b::text[], %b::int[], %b::bytea[], %b::bigint[]) "
+    "AS r(execution_id, task_run_id, attempt, request, token) "
+    "JOIN execution_leases l ON l.execution_id = r.execution_id AND l.owner = %s "
+    "AND l.token = r.token FOR SHARE OF l "
+    "ON CONFLICT (task_run_id, attempt) DO UPDATE SET executor = EXCLUDED.executor "
+    "RETURNING task_run_id, attempt, id, state, outcome), "
+    f"hint AS (SELECT pg_notify('{TASKS_CHANNEL}', '')) "
+    "SELECT added.* FROM added, hint"
+)
+"""The same, only for executions whose lease is still this executor's, with the token it
+holds; the lease row is locked (FOR SHARE) so a takeover committing meanwhile is seen."""
 
 
 def _killed() -> AttemptOutcome:

@@ -86,7 +86,11 @@ class ClusterNode:
             return
         assert config.store is not None
         try:
-            pool = await open_pool(config.store, max_size=config.pool_size)
+            pool = await open_pool(
+                config.store,
+                max_size=config.pool_size,
+                idle_transaction_limit=config.lease_seconds / 2,
+            )
         except ClusterError as exc:
             raise NodeStartError(str(exc)) from None
         try:

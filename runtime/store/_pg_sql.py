@@ -156,6 +156,7 @@ class Fence(Protocol):
     owner: str
     owned: dict[str, int]
     revoked: set[str]
+    lease_seconds: float
 
     def lost(self, execution_ids: set[str]) -> None:
         """Those executions are someone else's now: nothing of theirs was written."""
@@ -165,16 +166,24 @@ class Fence(Protocol):
 async def apply_fence(connection: Connection, batch: Batch, fence: Fence) -> set[str]:
     """Within the batch's transaction, leave out executions this process no longer owns;
     return the owned ones found lost. The lease rows are locked (FOR SHARE) until the
-    commit, so a claim by another executor waits for this batch and then sees it."""
+    commit, so a claim by another executor waits for this batch and then sees it.
+
+    Should this process be cut off from the database in the middle of the transaction,
+    PostgreSQL cannot tell: the locks would stay, and no executor could take the
+    executions over for as long as the partition lasts. So the transaction may sit idle
+    for half a lease at most (``idle_in_transaction_session_timeout``, for this
+    transaction only); then PostgreSQL ends the session and the locks go."""
     ids = batch.execution_ids()
     dropped = ids & fence.revoked
     owned = {i: fence.owned[i] for i in ids if i in fence.owned}
     lost: set[str] = set()
     if owned:
+        idle_limit = f"{max(1000, round(fence.lease_seconds * 500))}ms"
         cursor = await connection.execute(
-            "SELECT execution_id, owner, token FROM execution_leases "
-            "WHERE execution_id = ANY(%s) FOR SHARE",
-            (list(owned),),
+            "WITH t AS (SELECT set_config('idle_in_transaction_session_timeout', %s, true)) "
+            "SELECT l.execution_id, l.owner, l.token FROM execution_leases l, t "
+            "WHERE l.execution_id = ANY(%s) FOR SHARE OF l",
+            (idle_limit, list(owned)),
         )
         rows = {str(e): (o, int(t)) for e, o, t in await cursor.fetchall()}
         for execution_id, token in owned.items():

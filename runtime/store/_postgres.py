@@ -356,7 +356,11 @@ class PostgresStore(Store):
                 if idempotent or attempt >= self.write_attempts:
                     raise self._write_error(batch, attempt, exc) from exc
                 idempotent = True
-            except (psycopg.OperationalError, TimeoutError) as exc:
+            except (
+                psycopg.OperationalError,
+                psycopg.errors.IdleInTransactionSessionTimeout,  # see apply_fence
+                TimeoutError,
+            ) as exc:
                 if attempt >= self.write_attempts:
                     raise self._write_error(batch, attempt, exc) from exc
                 idempotent = True

@@ -416,6 +416,24 @@ async def test_an_unreachable_database_is_a_clear_error() -> None:
     assert "cannot connect to PostgreSQL at 127.0.0.1:1/nowhere" in str(caught.value)
 
 
+async def test_postgres_compresses_snapshots_with_lz4(postgres_url: str) -> None:
+    """Snapshots of large executions are megabytes: lz4 costs the server a third of
+    pglz's CPU (the PostgreSQL of these tests is built with lz4, as Debian's packages are)."""
+    async with PostgresStore(postgres_url) as store:
+        [(execution, events)] = await run_into(store)
+        store.snapshot(execution, events[-1].seq)
+        await store.flush()
+    schema = parse_qs(urlsplit(postgres_url).query)["schema"][0]
+    async with await psycopg.AsyncConnection.connect(pg.base_url()) as c:
+        cursor = await c.execute(
+            "SELECT a.attcompression FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "WHERE n.nspname = %s AND t.relname = 'snapshots' AND a.attname = 'body'",
+            (schema,),
+        )
+        assert await cursor.fetchone() == ("l",)
+
+
 async def test_postgres_refuses_a_newer_schema(postgres_url: str) -> None:
     async with PostgresStore(postgres_url):
         pass

@@ -678,3 +678,39 @@ async def test_a_store_write_cut_off_mid_transaction_lets_go_of_the_lease_locks(
             )
         with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
             await stalled.execute("SELECT 1")  # that session was ended
+
+
+async def test_an_attempt_of_an_execution_that_ended_stops_without_waiting_for_a_heartbeat(
+    pool: AsyncConnectionPool, tmp_path: Path
+) -> None:
+    """Regression: a kill ends the execution at once, and its end deletes the queue rows;
+    when that came before the kill's own statement, nothing told the worker, which
+    stopped the process only at its next heartbeat (kill p50 160 ms instead of 12)."""
+    from runtime.cluster._queue import forget_execution
+
+    flow = """
+id: long
+namespace: cluster.tests
+tasks:
+  - {id: forever, type: io.kestra.plugin.scripts.shell.Commands, commands: ["sleep 60"]}
+"""
+    runner = QueueAttemptRunner(pool)
+    async with (
+        Runtime(
+            data_dir=tmp_path, store=SqliteStore(tmp_path / "e.db"), attempt_runner=runner
+        ) as runtime,
+        anyio.create_task_group() as group,
+    ):
+        worker = Worker(pool, runtime.store, tmp_path, heartbeat_seconds=3600)
+        await group.start(runner.serve)
+        await group.start(worker.run)
+        handle = await runtime.start(flow)
+        with anyio.fail_after(10):
+            while not worker._running:  # noqa: ASYNC110 - polling a test probe
+                await anyio.sleep(0.01)
+        await forget_execution(pool, handle.id)  # the end's clean-up, before any kill
+        with anyio.fail_after(10):
+            while worker._running:  # noqa: ASYNC110 - polling a test probe
+                await anyio.sleep(0.01)
+        await handle.kill()
+        group.cancel_scope.cancel()

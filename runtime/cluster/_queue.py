@@ -357,10 +357,17 @@ async def sweep_expired(pool: AsyncConnectionPool) -> int:
 
 
 async def forget_execution(pool: AsyncConnectionPool, execution_id: str) -> None:
-    """Delete the queue rows of an execution that ended (its events hold everything)."""
+    """Delete the queue rows of an execution that ended (its events hold everything).
+
+    An attempt still running then (the execution was killed, and this came before the
+    kill's own statement) has its worker told by a hint: the row is gone, so the attempt
+    stops at once rather than at the worker's next heartbeat."""
     async with pool.connection() as connection:
         await connection.execute(
-            "WITH q AS (DELETE FROM task_queue WHERE execution_id = %s) "
-            "DELETE FROM task_results WHERE execution_id = %s",
-            (execution_id, execution_id),
+            "WITH q AS (DELETE FROM task_queue WHERE execution_id = %s "
+            "RETURNING worker, state), "
+            "r AS (DELETE FROM task_results WHERE execution_id = %s) "
+            f"SELECT pg_notify('{TASKS_CHANNEL}', %s || worker) FROM q "
+            "WHERE state = %s AND worker IS NOT NULL",
+            (execution_id, execution_id, KILL_HINT, CLAIMED),
         )

@@ -401,7 +401,8 @@ class Worker:
                 found = alive.get(queue_id)
                 if found is None or found[0] != item.claim:
                     log.warning(
-                        "lost the lease of an attempt: stopping it",
+                        "attempt no longer this worker's (its lease expired, or its "
+                        "execution ended): stopping it",
                         worker=self.id,
                         task_run_id=item.request.task_run_id,
                         attempt=item.request.attempt,

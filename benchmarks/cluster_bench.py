@@ -156,31 +156,41 @@ async def _api_runs(
     return results
 
 
-async def _kill_rounds(runtime: Runtime, folder: Path, rounds: int) -> list[float]:
-    """Milliseconds from the kill command to the end of the task's process, which runs on
-    a worker (another OS process): what a user waits for."""
+async def _kill_rounds(
+    runtime: Runtime, folder: Path, rounds: int
+) -> tuple[list[float], list[float]]:
+    """Milliseconds from a kill command sent by the API node to the end of the task's
+    process, which runs on a worker (another OS process), and to the command's answer
+    (the executor owning the execution replies once the kill is applied)."""
     flow = parse_flow(
         "id: sleeper\nnamespace: bench\ntasks:\n"
         "  - {id: nap, type: io.kestra.plugin.scripts.shell.Commands, commands: "
         f"['echo $$ > {folder}/{{{{ execution.id }}}}.pid', 'exec sleep 60']}}\n"
     )
-    latencies: list[float] = []
+    stopped: list[float] = []
+    answered: list[float] = []
     for _ in range(rounds):
         handle = await runtime.start(flow)
         pid_file = folder / f"{handle.id}.pid"
         with anyio.fail_after(60):
-            while not pid_file.exists() or not pid_file.read_text().strip():
+            while not pid_file.exists() or not pid_file.read_text().strip():  # noqa: ASYNC110
                 await anyio.sleep(0.01)
         pid = int(pid_file.read_text())
         await anyio.sleep(0.05)  # the process is surely under way, not starting
         started = time.perf_counter()
-        await runtime.kill(handle.id)
-        with anyio.fail_after(60):
-            while _alive(pid):
-                await anyio.sleep(0.001)
-        latencies.append((time.perf_counter() - started) * 1000)
+
+        async def kill(execution_id: str = handle.id, since: float = started) -> None:
+            await runtime.kill(execution_id)
+            answered.append((time.perf_counter() - since) * 1000)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(kill)
+            with anyio.fail_after(60):
+                while _alive(pid):  # noqa: ASYNC110 - another process's state
+                    await anyio.sleep(0.001)
+            stopped.append((time.perf_counter() - started) * 1000)
         await handle.result()
-    return latencies
+    return stopped, answered
 
 
 def _alive(pid: int) -> bool:
@@ -296,16 +306,17 @@ def run(quick: bool) -> list[Figure]:
                 tasks_per_execution=5,
             )
         )
-        kills = results["kill"]
+        stopped, answered = results["kill"]
         figures.extend(
             rate(
-                f"kill.p{q}",
-                percentile(kills, q),
+                f"{name}.p{q}",
+                percentile(values, q),
                 "ms",
                 "postgres",
                 workers=workers,
-                rounds=len(kills),
+                rounds=len(values),
             )
+            for name, values in (("kill", stopped), ("kill.answered", answered))
             for q in (50, 99)
         )
     return figures

@@ -49,3 +49,33 @@ async def test_a_command_to_an_execution_whose_owner_died_takes_it_over_first(
     assert finished.state.current is State.SUCCESS
     after = next(t for t in finished.task_run_list if t.task_id == "after")
     assert after.outputs == {"value": "resumed"}
+
+
+async def test_commands_are_answered_on_their_hint_while_executions_keep_arriving(
+    pool: AsyncConnectionPool, pg_url: str, tmp_path: Path
+) -> None:
+    """Commands are taken on their NOTIFY hint, not at the executor's poll (here a
+    minute), while executions keep arriving (hints of their own). The claim loop and the
+    command loop used to nap on one event: when the claim loop woke alone (its poll) it
+    replaced the event the command loop was waiting on, and the next command waited for
+    the command loop's own poll (kill answers: up to 160 ms in the benchmark, 20 ms now)."""
+    from runtime.cluster import ClusterPlacement, Commands, Leases
+    from runtime.engine import Runtime
+    from runtime.store import PostgresStore
+
+    async with executor_node(pool, pg_url, tmp_path, "executor-a", idle_poll=60.0):
+        api_placement = ClusterPlacement(Leases(pool, "api"), Commands(pool, "api"))
+        async with Runtime(
+            data_dir=tmp_path, store=PostgresStore(pg_url), placement=api_placement, recover=False
+        ) as api:
+            for _ in range(5):
+                gate = await api.start(GATE)
+                with anyio.fail_after(10):
+                    while (await api.get_execution(gate.id)).state.current is not State.PAUSED:  # type: ignore[union-attr]  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                    # executions arriving (claim hints) around the command (its hint)
+                    others = [await api.start(GATE) for _ in range(2)]
+                    await api.resume(gate.id)
+                    for other in others:
+                        await api.kill(other.id)
+                    assert (await gate.result()).state.current is State.SUCCESS

@@ -135,6 +135,10 @@ class Executor:
         """Executions it gave up: the store drops what they still had pending."""
         self.owner = node
         self._wake = anyio.Event()
+        """New executions to claim (a hint)."""
+        self._command_wake = anyio.Event()
+        """New commands (a hint): an event of its own, so the claim loop, waking first,
+        cannot take the hint away from the command loop."""
         self._grant_wake = anyio.Event()
         self._adopting: dict[str, anyio.Event] = {}
         """Executions being taken over (claimed, their actor not yet running)."""
@@ -175,6 +179,8 @@ class Executor:
                     async for notify in connection.notifies():
                         if notify.channel == CONCURRENCY_CHANNEL:
                             self._grant_wake.set()
+                        elif notify.channel == "tiercel_commands":
+                            self._command_wake.set()
                         else:
                             self._wake.set()
             except Exception as exc:
@@ -185,6 +191,11 @@ class Executor:
         with anyio.move_on_after(self.idle_poll):
             await self._wake.wait()
         self._wake = anyio.Event()
+
+    async def _nap_for_commands(self) -> None:
+        with anyio.move_on_after(self.idle_poll):
+            await self._command_wake.wait()
+        self._command_wake = anyio.Event()
 
     async def _claim_loop(self) -> None:
         while True:
@@ -371,7 +382,7 @@ class Executor:
                 if channel is None or channel.ended.is_set():
                     await self._release(execution_id)
             if not taken:
-                await self._nap()
+                await self._nap_for_commands()
 
     async def _apply(self, execution_id: str, command: Command) -> Reply:
         runtime = self.runtime

@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -586,6 +586,40 @@ async def test_ends_on_other_executors_are_followed_from_the_store(tmp_path: Pat
             runs = await following(nxt, until=2)
             assert len(runs) == 2  # the second pair of ends: one more start, no repeat
             assert sum(nxt.starts.values()) == 1
+
+
+async def test_without_flow_triggers_ends_are_not_read_back(tmp_path: Path) -> None:
+    """Following ends from the store costs an index read per page of ends, not a document
+    per end, while no flow has a Flow trigger (a cluster that uses none pays nothing)."""
+    db = tmp_path / "shared.db"
+    async with Runtime(data_dir=tmp_path / "a", store=SqliteStore(db)) as elsewhere:
+        for _ in range(3):
+            await elsewhere.run(upstream())
+
+    class Reading(CountingRuntime):
+        reads = 0
+
+        async def get_execution(self, execution_id: str) -> Execution | None:
+            Reading.reads += 1
+            return await super().get_execution(execution_id)
+
+    async with Reading(data_dir=tmp_path / "lead", store=SqliteStore(db)) as lead:
+        triggers = FlowTriggers(lead, poll_interval=0.02, catch_up_margin=timedelta(days=1))
+        await lead.store.kv_put(  # a checkpoint before the three ends: they are caught up on
+            FLOW_TRIGGERS_NAMESPACE, "checkpoint", {"endedAfter": "2000-01-01T00:00:00Z"}, None
+        )
+        async with anyio.create_task_group() as group:
+            await group.start(triggers.run)
+            await anyio.sleep(0.1)
+            assert Reading.reads == 0
+            await lead.register_flow(parse_flow(upstream("other")))
+            await lead.register_flow(parse_flow(downstream({})))
+            await lead.run(upstream("other"))
+            with anyio.fail_after(10):
+                while not (await lead.store.search(ExecutionQuery(flow_id="downstream"))).items:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            group.cancel_scope.cancel()
+    assert Reading.reads >= 1  # with a trigger, the end that came after it was read
 
 
 # -- validation ----------------------------------------------------------------------------

@@ -214,11 +214,16 @@ class FlowTriggers:
         end first (a cursor over the store's ends, a page at a time)."""
         after, after_id = since, ""
         checkpoint = self._checkpoint
+        any_trigger = self._any_trigger()
         done = 0
         while True:
             ends = await self.runtime.store.ended_since(after, after_id, self.page_size)
             for execution_id, ended in ends:
-                if f"{execution_id}@{instant_text(ended)}" in self._recent:
+                marker = f"{execution_id}@{instant_text(ended)}"
+                if marker in self._recent:
+                    continue
+                if not any_trigger:  # nothing to evaluate: no document to read
+                    self._done(marker, ended)
                     continue
                 execution = await self.runtime.get_execution(execution_id)
                 if execution is not None and execution.state.current.terminal:
@@ -247,6 +252,17 @@ class FlowTriggers:
             for trigger in flow.triggers:
                 if isinstance(trigger, FlowTrigger) and not trigger.disabled:
                     await self._evaluate(flow, trigger, execution, ended, marker)
+        self._done(marker, ended)
+
+    def _any_trigger(self) -> bool:
+        return any(
+            isinstance(trigger, FlowTrigger) and not trigger.disabled
+            for flow in self.runtime.flows.all()
+            if not flow.disabled
+            for trigger in flow.triggers
+        )
+
+    def _done(self, marker: str, ended: datetime) -> None:
         self._recent[marker] = None
         while len(self._recent) > _RECENT:
             self._recent.popitem(last=False)

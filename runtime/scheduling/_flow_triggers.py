@@ -92,9 +92,9 @@ class FlowTriggers:
     key-value documents (``_tiercel.flow_triggers``); the catch-up reads executions that
     ended after the checkpoint minus ``catch_up_margin`` (replaying one has no effect).
 
-    With ``poll_interval``, ends are read from the store instead (every ``poll_interval``
-    seconds, and at once when one ends in this runtime): in a cluster, executions end on
-    every executor, and one node at a time runs the Flow triggers. Each read starts
+    With ``poll_interval``, ends are read from the store instead, every ``poll_interval``
+    seconds: in a cluster, executions end on every executor, and one node at a time runs
+    the Flow triggers. Each read starts
     ``lag`` before the latest end processed, so an end stored that much after its end date
     (a slow commit, clocks of two machines apart) is still seen.
     """
@@ -171,9 +171,8 @@ class FlowTriggers:
     # -- following ends -------------------------------------------------------------------
 
     def _ended(self, execution: Execution) -> None:
-        if self._running:
-            if self.poll_interval is None:  # else the store is read: this is a hint
-                self._queue.append(execution)
+        if self._running and self.poll_interval is None:  # else the store is read
+            self._queue.append(execution)
             self._wake.set()
 
     async def _follow_store(self, interval: float) -> None:

@@ -157,7 +157,7 @@ class Daemon:
                 await self._start_triggers(group, runtime, state, node, roles)
                 if folder is not None:
                     group.start_soon(folder.watch)
-                if node.pool is not None:  # other nodes change flows in the shared store
+                if node.pool is not None and roles != {"worker"}:  # others change flows
                     shared = StoredFlows(runtime, state.flows_changed, config.flows_poll_interval)
                     group.start_soon(shared.watch)
                 if "api" in roles:

@@ -11,6 +11,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from runtime.cluster._commands import (
+    COMMANDS_CHANNEL,
     ChangeStatusCommand,
     Command,
     Commands,
@@ -174,12 +175,12 @@ class Executor:
                 async with self.pool.connection() as connection:
                     await connection.set_autocommit(True)
                     await connection.execute("LISTEN tiercel_executions")
-                    await connection.execute("LISTEN tiercel_commands")
+                    await connection.execute(f"LISTEN {COMMANDS_CHANNEL}")
                     await connection.execute(f"LISTEN {CONCURRENCY_CHANNEL}")
                     async for notify in connection.notifies():
                         if notify.channel == CONCURRENCY_CHANNEL:
                             self._grant_wake.set()
-                        elif notify.channel == "tiercel_commands":
+                        elif notify.channel == COMMANDS_CHANNEL:
                             self._command_wake.set()
                         else:
                             self._wake.set()

@@ -191,15 +191,13 @@ class QueueAttemptRunner:
     async def kill(self, task_run_id: str) -> None:
         """Kill a task run's attempts: a queued one is never claimed; a running one is told
         to stop (its worker, woken by a hint, sees it at once, or else at its next
-        heartbeat). Never raises: the execution is
-        killed either way; a failure here is logged."""
+        heartbeat). Never raises: the execution is killed either way; a failure here is
+        logged."""
         with anyio.CancelScope(shield=True):  # the execution may end (and stop) meanwhile
             try:
                 async with self.pool.connection() as connection:
                     # One UPDATE, so a row claimed meanwhile is re-checked as CLAIMED (and
                     # flagged) rather than missed; those it cancelled end here and now.
-                    # The worker running it is woken by a hint so it stops at once
-                    # rather than at its next heartbeat.
                     await connection.execute(
                         "WITH k AS (UPDATE task_queue SET kill = true, "
                         "state = CASE WHEN state = %s THEN %s ELSE state END "

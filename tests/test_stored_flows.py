@@ -78,3 +78,16 @@ async def test_following_the_store_never_revives_a_flow_deleted_meanwhile(tmp_pa
         loaded = runtime.flows.get("company.team", "nightly")
         assert loaded is not None
         assert loaded.revision == 2
+
+
+async def test_a_stored_flow_that_does_not_parse_is_reported_once(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    async with Runtime(data_dir=tmp_path, store=SqliteStore(tmp_path / "s.db")) as runtime:
+        await runtime.store.save_flow("company.team", "broken", 1, "id: broken\ntasks: 3\n")
+        stored = StoredFlows(runtime, lambda: None)
+        with capture_logs() as logs:
+            assert not await stored.sync()
+            assert not await stored.sync()  # the next polls say nothing more
+        assert runtime.flows.get("company.team", "broken") is None
+    assert [e["event"] for e in logs] == ["a stored flow no longer parses; it is not loaded"]

@@ -25,12 +25,12 @@ async def load_stored_flows(runtime: Runtime) -> int:
     """Register the latest revision of every flow the store keeps; return how many."""
     count = 0
     for stored in await runtime.store.latest_flows():
-        if await _register_stored(runtime, stored):
+        if _register_stored(runtime, stored):
             count += 1
     return count
 
 
-async def _register_stored(runtime: Runtime, stored: StoredFlow) -> bool:
+def _register_stored(runtime: Runtime, stored: StoredFlow) -> bool:
     try:
         flow = parse_flow(stored.source, f"{stored.namespace}.{stored.id}@{stored.revision}")
     except FlowValidationError as exc:
@@ -58,6 +58,8 @@ class StoredFlows:
         self.runtime = runtime
         self.on_change = on_change
         self.interval = interval
+        self._unparsable: set[tuple[str, str, int]] = set()
+        """Revisions that do not parse (logged once, not at every poll)."""
 
     async def sync(self) -> bool:
         """Bring the runtime in line with the store; True if any flow changed."""
@@ -68,7 +70,11 @@ class StoredFlows:
             known = self.runtime.flows.get(*key)
             if known is not None and (known.revision or 0) >= stored.revision:
                 continue  # known already (or this node stored a newer one since the read)
-            if await _register_stored(self.runtime, stored):
+            if (*key, stored.revision) in self._unparsable:
+                continue
+            if not _register_stored(self.runtime, stored):
+                self._unparsable.add((*key, stored.revision))
+            else:
                 log.info("flow changed in the store", flow=".".join(key), revision=stored.revision)
                 changed = True
         for key in sorted(before - set(latest)):  # flows registered since the read stay

@@ -134,3 +134,15 @@ def test_errors_are_one_clear_line(server: ServerProcess) -> None:
     assert unreachable.returncode == 1
     assert unreachable.stderr.startswith("cannot reach http://127.0.0.1:9")
     assert "Traceback" not in unreachable.stderr
+
+
+def test_execution_ids_never_start_like_an_option() -> None:
+    """Regression: ids are url-safe base 64, and one in 64 began with "-", which the
+    command line read as an option ("No such option: -o"): that execution could not be
+    resumed, killed or followed with ``tiercel executions``."""
+    from runtime.engine._execution import new_id
+
+    ids = [new_id() for _ in range(5000)]
+    assert not [i for i in ids if i[0] in "-_"]
+    assert all(len(i) == 22 for i in ids)
+    assert len(set(ids)) == len(ids)

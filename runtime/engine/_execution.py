@@ -116,8 +116,13 @@ DRAIN_SLICE = 256
 
 
 def new_id() -> str:
-    """A short unique id: 22 characters of url-safe base 64 from 128 random bits."""
-    return base64.urlsafe_b64encode(os.urandom(16))[:22].decode()
+    """A short unique id: 22 characters of url-safe base 64 from 128 random bits, never
+    starting with ``-`` or ``_`` (a command line reads a leading ``-`` as an option: one id
+    in 64 could not be given to ``tiercel executions resume``)."""
+    while True:
+        found = base64.urlsafe_b64encode(os.urandom(16))[:22].decode()
+        if found[0] not in "-_":
+            return found
 
 
 _PAUSE_DEFAULTS = {"timeout": PauseBehavior.FAIL, "pauseDuration": PauseBehavior.RESUME}

@@ -12,8 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.lowlevel
 import msgspec
 import structlog
 
@@ -110,9 +108,6 @@ from runtime.tasks.core.flow import (
 )
 
 _ids = itertools.count()
-
-DRAIN_SLICE = 256
-"""Actions a drain runs before it lets other tasks run (see ``drain_yielding``)."""
 
 
 def new_id() -> str:
@@ -279,28 +274,6 @@ class ExecutionActor(Supervisor[object]):
             batch, self.queue = self.queue, []
             for action, args in batch:
                 action(*args)
-        self.settle()
-
-    async def drain_yielding(self) -> None:
-        """:meth:`drain`, letting other tasks run every ``DRAIN_SLICE`` actions: a fan-out
-        of thousands starts its first task runs (and their attempts leave for workers)
-        while the rest are still being launched. Only this actor changes its state, and
-        messages wait for the handler to return, so nothing sees the drain half done
-        except readers of the document, as between two messages."""
-        done = 0
-        while self.queue:
-            batch, self.queue = self.queue, []
-            for index, (action, args) in enumerate(batch):
-                action(*args)
-                done += 1
-                if done % DRAIN_SLICE == 0:
-                    self.queue[:0] = batch[index + 1 :]  # first in, first out still
-                    await anyio.lowlevel.checkpoint()
-                    break
-        self.settle()
-
-    def settle(self) -> None:
-        """After a drain: end the execution if it is over; tell a quiesce when quiet."""
         self.check_end()
         if self.quiescing:
             self.check_quiet()
@@ -378,7 +351,7 @@ class ExecutionActor(Supervisor[object]):
                 self.rebuild_from_document()
                 if self.mode == "replay" or execution.state.current.created:
                     self.set_execution_state(State.RUNNING)
-            await self.drain_yielding()
+            self.drain()
             return
         created = self.created
         assert created is not None
@@ -390,7 +363,7 @@ class ExecutionActor(Supervisor[object]):
         self.base_variables = self.make_base_variables()
         if self.held_back():
             return
-        await self.begin()
+        self.begin()
 
     def held_back(self) -> bool:
         """The flow's concurrency limit left no slot (modes ``queue``, ``cancel``, ``fail``):
@@ -414,10 +387,10 @@ class ExecutionActor(Supervisor[object]):
             self.channel.execution = self.fold.execution
             self.channel.started.set()
 
-    async def begin(self) -> None:
+    def begin(self) -> None:
         self.set_execution_state(State.RUNNING)
         self.start_root()
-        await self.drain_yielding()
+        self.drain()
 
     def make_base_variables(self) -> dict[str, Any]:
         return base_variables(self.flow, self.execution, self.services.envs, self.outputs.root)
@@ -728,7 +701,7 @@ class ExecutionActor(Supervisor[object]):
             if state is State.SUCCESS and retried:
                 state = State.WARNING
             self.finish(node, state)
-        await self.drain_yielding()
+        self.drain()
 
     def failed_state(self, node: Node) -> State:
         """FAILED, or RETRIED when a CREATE_NEW_EXECUTION retry will start a new execution."""
@@ -1458,7 +1431,7 @@ class ExecutionActor(Supervisor[object]):
         result: object = None
         if isinstance(message, Dequeued):
             if self.execution.state.current is State.QUEUED:
-                await self.begin()
+                self.begin()
             return None
         if isinstance(message, LabelsSet):
             self.set_labels(message.labels)
@@ -1485,7 +1458,7 @@ class ExecutionActor(Supervisor[object]):
             result = self.restart()
         elif isinstance(message, Quiesce):
             self.quiescing = True
-        await self.drain_yielding()
+        self.drain()
         return result
 
     # -- the end ------------------------------------------------------------------------

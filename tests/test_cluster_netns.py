@@ -24,7 +24,6 @@ import httpx
 import pytest
 
 from tests.netns import Forwarder, Netns, NetnsUnavailableError, running_server_in
-from tests.pg import Schemas, require_postgres
 from tests.server_process import ServerProcess, running_server
 from tests.test_cluster_processes import pid_of, rows, wait_until
 
@@ -75,13 +74,9 @@ WORK = loop("work", "[1, 2, 3]", 1, 0.8)
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A store in a schema of its own (dropped afterwards)."""
-    schemas = Schemas(require_postgres())
-    try:
-        yield schemas.new()
-    finally:
-        schemas.drop()
+def pg_url(postgres_url: str) -> str:
+    """A store in a schema of its own (dropped after the test)."""
+    return postgres_url
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.pg import Schemas, require_postgres
 from tests.server_process import ServerProcess, running_server
 
 TOKEN = "cluster-test-token-long-enough"
@@ -77,12 +75,9 @@ tasks:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    schemas = Schemas(require_postgres())
-    try:
-        yield schemas.new()
-    finally:
-        schemas.drop()
+def pg_url(postgres_url: str) -> str:
+    """A store in a schema of its own (dropped after the test)."""
+    return postgres_url
 
 
 def rows(url: str, query: str) -> list[tuple[Any, ...]]:

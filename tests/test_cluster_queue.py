@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,20 +16,15 @@ from psycopg_pool import AsyncConnectionPool
 from runtime.cluster._db import open_pool
 from runtime.cluster._queue import TASKS_CHANNEL, QueueAttemptRunner, sweep_expired
 from runtime.cluster._worker import Worker
-from runtime.engine import Runtime, State
+from runtime.engine import ExecutionHandle, Runtime, State
 from runtime.engine._services import AttemptRequest
 from runtime.store import SqliteStore
-from tests.pg import Schemas, require_postgres
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh schema for the cluster's tables and the store, dropped afterwards."""
-    schemas = Schemas(require_postgres())
-    try:
-        yield schemas.new()
-    finally:
-        schemas.drop()
+def pg_url(postgres_url: str) -> str:
+    """A store in a schema of its own (dropped after the test)."""
+    return postgres_url
 
 
 @pytest.fixture
@@ -131,15 +127,20 @@ tasks:
     assert slow.completed + good.completed == 1  # the retry, on whichever claimed it
 
 
-async def test_kill_reaches_a_running_attempt_on_a_worker(
-    pool: AsyncConnectionPool, tmp_path: Path
-) -> None:
-    flow = """
+LONG = """
 id: long
 namespace: cluster.tests
 tasks:
   - {id: forever, type: io.kestra.plugin.scripts.shell.Commands, commands: ["sleep 60"]}
 """
+
+
+@asynccontextmanager
+async def long_attempt_on_a_worker(
+    pool: AsyncConnectionPool, tmp_path: Path, **worker_options: Any
+) -> AsyncIterator[tuple[ExecutionHandle, Worker, anyio.abc.TaskGroup]]:
+    """An execution whose one attempt (a minute of ``sleep``) runs on a worker, once it
+    runs there; the task group holds the queue's and the worker's loops."""
     runner = QueueAttemptRunner(pool)
     async with (
         Runtime(
@@ -147,65 +148,61 @@ tasks:
         ) as runtime,
         anyio.create_task_group() as group,
     ):
-        worker = Worker(pool, runtime.store, tmp_path)
+        worker = Worker(pool, runtime.store, tmp_path, **worker_options)
         await group.start(runner.serve)
         await group.start(worker.run)
-        handle = await runtime.start(flow)
+        handle = await runtime.start(LONG)
         with anyio.fail_after(10):
             while not worker._running:  # noqa: ASYNC110 - polling a test probe
                 await anyio.sleep(0.01)
+        yield handle, worker, group
+        group.cancel_scope.cancel()
+
+
+async def stopped(worker: Worker) -> None:
+    """Return once the worker runs nothing any more (10 s at most)."""
+    with anyio.fail_after(10):
+        while worker._running:  # noqa: ASYNC110 - polling a test probe
+            await anyio.sleep(0.01)
+
+
+async def test_kill_reaches_a_running_attempt_on_a_worker(
+    pool: AsyncConnectionPool, tmp_path: Path
+) -> None:
+    async with long_attempt_on_a_worker(pool, tmp_path) as (handle, worker, _):
         started = anyio.current_time()
         await handle.kill()
         with anyio.fail_after(10):
             execution = await handle.result()
-            while worker._running:  # noqa: ASYNC110 - polling a test probe
-                await anyio.sleep(0.01)
-        stopped = anyio.current_time() - started
-        group.cancel_scope.cancel()
+        await stopped(worker)
+        took = anyio.current_time() - started
     assert execution.state.current is State.KILLED
-    assert stopped < 1.0  # the worker stopped the process within a second
+    assert took < 1.0  # the worker stopped the process within a second
 
 
 async def test_a_kill_hint_stops_the_attempt_without_waiting_for_the_heartbeat(
     pool: AsyncConnectionPool, tmp_path: Path
 ) -> None:
-    flow = """
-id: long
-namespace: cluster.tests
-tasks:
-  - {id: forever, type: io.kestra.plugin.scripts.shell.Commands, commands: ["sleep 60"]}
-"""
-    runner = QueueAttemptRunner(pool)
-    async with (
-        Runtime(
-            data_dir=tmp_path, store=SqliteStore(tmp_path / "e.db"), attempt_runner=runner
-        ) as runtime,
-        anyio.create_task_group() as group,
+    hints: list[str] = []
+
+    async def listen(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        async with pool.connection() as connection:
+            await connection.execute(f"LISTEN {TASKS_CHANNEL}")
+            task_status.started()
+            async for notice in connection.notifies():
+                hints.append(notice.payload)  # noqa: PERF401 - the stream never ends
+
+    # heartbeats an hour apart: only the NOTIFY hint can bring the kill in time
+    async with long_attempt_on_a_worker(pool, tmp_path, heartbeat_seconds=3600) as (
+        handle,
+        worker,
+        group,
     ):
-        # heartbeats an hour apart: only the NOTIFY hint can bring the kill in time
-        worker = Worker(pool, runtime.store, tmp_path, heartbeat_seconds=3600)
-        await group.start(runner.serve)
-        await group.start(worker.run)
-        hints: list[str] = []
-
-        async def listen(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-            async with pool.connection() as connection:
-                await connection.execute(f"LISTEN {TASKS_CHANNEL}")
-                task_status.started()
-                async for notice in connection.notifies():
-                    hints.append(notice.payload)  # noqa: PERF401 - the stream never ends
-
         await group.start(listen)
-        handle = await runtime.start(flow)
-        with anyio.fail_after(10):
-            while not worker._running:  # noqa: ASYNC110 - polling a test probe
-                await anyio.sleep(0.01)
         await handle.kill()
+        await stopped(worker)
         with anyio.fail_after(10):
-            while worker._running:  # noqa: ASYNC110 - polling a test probe
-                await anyio.sleep(0.01)
             execution = await handle.result()
-        group.cancel_scope.cancel()
     assert execution.state.current is State.KILLED
     assert f"kill {worker.id}" in hints  # addressed to the worker running it, not to all
 
@@ -688,29 +685,11 @@ async def test_an_attempt_of_an_execution_that_ended_stops_without_waiting_for_a
     stopped the process only at its next heartbeat (kill p50 160 ms instead of 12)."""
     from runtime.cluster._queue import forget_execution
 
-    flow = """
-id: long
-namespace: cluster.tests
-tasks:
-  - {id: forever, type: io.kestra.plugin.scripts.shell.Commands, commands: ["sleep 60"]}
-"""
-    runner = QueueAttemptRunner(pool)
-    async with (
-        Runtime(
-            data_dir=tmp_path, store=SqliteStore(tmp_path / "e.db"), attempt_runner=runner
-        ) as runtime,
-        anyio.create_task_group() as group,
+    async with long_attempt_on_a_worker(pool, tmp_path, heartbeat_seconds=3600) as (
+        handle,
+        worker,
+        _,
     ):
-        worker = Worker(pool, runtime.store, tmp_path, heartbeat_seconds=3600)
-        await group.start(runner.serve)
-        await group.start(worker.run)
-        handle = await runtime.start(flow)
-        with anyio.fail_after(10):
-            while not worker._running:  # noqa: ASYNC110 - polling a test probe
-                await anyio.sleep(0.01)
         await forget_execution(pool, handle.id)  # the end's clean-up, before any kill
-        with anyio.fail_after(10):
-            while worker._running:  # noqa: ASYNC110 - polling a test probe
-                await anyio.sleep(0.01)
+        await stopped(worker)
         await handle.kill()
-        group.cancel_scope.cancel()

@@ -588,6 +588,48 @@ async def test_ends_on_other_executors_are_followed_from_the_store(tmp_path: Pat
             assert sum(nxt.starts.values()) == 1
 
 
+async def test_an_end_stored_late_is_still_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Following the store reads on from the last end it read, and now and then the whole
+    lag window again: an end committed after a later one (a slow executor) is not lost."""
+    from runtime.scheduling import _flow_triggers
+    from runtime.store import MemoryStore
+
+    monkeypatch.setattr(_flow_triggers, "_LAG_READ_EVERY", 0.3)
+    db = tmp_path / "shared.db"
+    flows = [upstream(), downstream({"inputs": {"got": "{{ trigger.executionId }}"}})]
+    async with Runtime(data_dir=tmp_path / "slow", store=MemoryStore()) as slow:
+        early = await slow.run(upstream())  # ends first; its events reach the store last
+        late_events = slow.events_of(early.id)
+    async with CountingRuntime(data_dir=tmp_path / "lead", store=SqliteStore(db)) as lead:
+        for text in flows:
+            await lead.register_flow(parse_flow(text))
+        triggers = FlowTriggers(lead, poll_interval=0.02)
+
+        async def started() -> set[str]:
+            page = await lead.store.search(ExecutionQuery(flow_id="downstream"))
+            return {e.trigger["variables"]["executionId"] for e in page.items if e.trigger}
+
+        async with anyio.create_task_group() as group:
+            await group.start(triggers.run)
+            later = await lead.run(upstream())
+            with anyio.fail_after(10):
+                while await started() != {later.id}:  # noqa: ASYNC110 - a test probe
+                    await anyio.sleep(0.02)
+            for event in late_events:  # the slow executor's commit lands now
+                lead.store.append(event)
+            await lead.store.flush()
+            with anyio.fail_after(10):
+                while await started() != {later.id, early.id}:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            group.cancel_scope.cancel()
+    assert early.state.end_date is not None
+    assert later.state.end_date is not None
+    assert early.state.end_date < later.state.end_date
+    assert sorted(n for i, n in lead.starts.items() if i is not None) == [1, 1]  # once each
+
+
 async def test_without_flow_triggers_ends_are_not_read_back(tmp_path: Path) -> None:
     """Following ends from the store costs an index read per page of ends, not a document
     per end, while no flow has a Flow trigger (a cluster that uses none pays nothing)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
@@ -45,6 +46,9 @@ CHECKPOINT_KEY = "checkpoint"
 _RECENT = 50_000
 """Ends remembered in memory, so that one seen twice (live and by the catch-up, or by two
 reads of the store that overlap) is done once."""
+
+_LAG_READ_EVERY = 10.0
+"""Seconds between two reads of the whole ``lag`` window when following the store."""
 
 _APPLIED_KEPT = 1000
 """Ends remembered in a window document, so that replaying one (the catch-up after a
@@ -176,15 +180,28 @@ class FlowTriggers:
             self._wake.set()
 
     async def _follow_store(self, interval: float) -> None:
+        """Read the ends from the store every ``interval`` seconds: from the last one read,
+        and every ``_LAG_READ_EVERY`` seconds from ``lag`` before the checkpoint (an end
+        stored late, with an end date before the last one read, is seen then), so a busy
+        cluster's leader does not read its whole lag window at every poll."""
+        position: tuple[datetime, str] | None = None
+        wide_read_at = -math.inf
         while True:
             self._wake = anyio.Event()
-            checkpoint = self._checkpoint or self.runtime.clock.utcnow()
             if self.refresh_flows is not None:
                 try:
                     await self.refresh_flows()
                 except TiercelError as exc:
                     log.warning("cannot refresh the flows; using those known", error=str(exc))
-            await self._catch_up(checkpoint - self.lag)
+            now = anyio.current_time()
+            if position is None or now - wide_read_at >= _LAG_READ_EVERY:
+                wide_read_at = now
+                checkpoint = self._checkpoint or self.runtime.clock.utcnow()
+                last = await self._catch_up(checkpoint - self.lag)
+            else:
+                last = await self._catch_up(position[0], after_id=position[1])
+            if last is not None and (position is None or last > position):
+                position = last
             self._set_busy(False)
             with anyio.move_on_after(interval):
                 await self._wake.wait()
@@ -208,10 +225,14 @@ class FlowTriggers:
         await self.runtime.store.kv_put(FLOW_TRIGGERS_NAMESPACE, CHECKPOINT_KEY, value, None)
         await self.runtime.store.flush()
 
-    async def _catch_up(self, since: datetime, *, announce: bool = False) -> None:
-        """Process the executions that ended after ``since`` and are not done yet, oldest
-        end first (a cursor over the store's ends, a page at a time)."""
-        after, after_id = since, ""
+    async def _catch_up(
+        self, since: datetime, *, after_id: str = "", announce: bool = False
+    ) -> tuple[datetime, str] | None:
+        """Process the executions that ended after ``(since, after_id)`` and are not done
+        yet, oldest end first (a cursor over the store's ends, a page at a time); return
+        the last end read (end date, execution id), if any."""
+        after = since
+        last: tuple[datetime, str] | None = None
         checkpoint = self._checkpoint
         any_trigger = self._any_trigger()
         done = 0
@@ -230,11 +251,14 @@ class FlowTriggers:
                         log.info("catching up on executions that ended while stopped")
                     await self._process(execution)
                     done += 1
+            if ends:
+                after_id, after = ends[-1]
+                last = (after, after_id)
             if len(ends) < self.page_size:
                 break
-            after_id, after = ends[-1]
         if self._checkpoint is not None and self._checkpoint != checkpoint:
             await self._save_checkpoint(self._checkpoint)
+        return last
 
     async def _process(self, execution: Execution) -> None:
         """Evaluate every Flow trigger of every other flow against an ended execution."""
